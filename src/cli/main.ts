@@ -1,0 +1,33 @@
+// The `larder` command: each subcommand lives in its own file and registers
+// itself here. Errors meant for the user are printed as one line, never as a
+// stack trace.
+
+import { Command, CommanderError } from 'commander';
+import { registerKeygen } from './keygen.ts';
+import { UserError } from './user-error.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('larder')
+    .description('A private Nix binary cache you run yourself')
+    .showHelpAfterError()
+    .exitOverride();
+  registerKeygen(program);
+  return program;
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`larder: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw error;
+  }
+}
