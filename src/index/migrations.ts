@@ -1,0 +1,110 @@
+// The index schema as an append-only list of migrations, in SQL that SQLite and
+// PostgreSQL both accept: TEXT, INTEGER, BIGINT for sizes and millisecond
+// times, 0/1 for booleans, no AUTOINCREMENT (the caller gives every id).
+// Never edit a released migration; add the next one.
+
+import type { SqlDriver } from './sql-driver.ts';
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'caches, keys, tokens, nars, paths and their references',
+    // `is_public` because PUBLIC is a keyword in SQL.
+    sql: `
+      CREATE TABLE caches (
+        name TEXT PRIMARY KEY,
+        is_public INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        compression TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE keys (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        secret_key TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, name)
+      );
+      CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL,
+        cache TEXT REFERENCES caches (name) ON DELETE CASCADE,
+        permission TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT,
+        revoked_at BIGINT
+      );
+      CREATE TABLE nars (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        file_hash TEXT NOT NULL,
+        url TEXT NOT NULL,
+        compression TEXT NOT NULL,
+        file_size BIGINT NOT NULL,
+        nar_hash TEXT NOT NULL,
+        nar_size BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, file_hash)
+      );
+      CREATE TABLE paths (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        hash_part TEXT NOT NULL,
+        base TEXT NOT NULL,
+        file_hash TEXT NOT NULL,
+        nar_size BIGINT NOT NULL,
+        narinfo TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, hash_part)
+      );
+      CREATE TABLE refs (
+        cache TEXT NOT NULL,
+        hash_part TEXT NOT NULL,
+        ref_hash_part TEXT NOT NULL,
+        PRIMARY KEY (cache, hash_part, ref_hash_part),
+        FOREIGN KEY (cache, hash_part) REFERENCES paths (cache, hash_part) ON DELETE CASCADE
+      );
+      -- "who refers to this path": garbage collection walks references backwards.
+      CREATE INDEX refs_by_target ON refs (cache, ref_hash_part);
+    `,
+  },
+];
+
+/**
+ * Brings the schema up to date, one transaction per missing migration. Each migration first
+ * claims its version row, so of several processes starting at once one applies it and the
+ * others, once the claim commits, find it done.
+ */
+export async function migrate(driver: SqlDriver, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
+  await driver.exec(`
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+      version INTEGER PRIMARY KEY,
+      description TEXT NOT NULL,
+      applied_at BIGINT NOT NULL
+    )
+  `);
+  const rows = await driver.all<{ version: number }>('SELECT version FROM schema_migrations');
+  const applied = new Set(rows.map((row) => row.version));
+  const known = Math.max(0, ...migrations.map((m) => m.version));
+  const newest = Math.max(0, ...applied);
+  if (newest > known) {
+    throw new Error(`the index schema is at version ${newest}, newer than this larder knows (${known}); upgrade larder`);
+  }
+  const missing = migrations.filter((m) => !applied.has(m.version)).sort((a, b) => a.version - b.version);
+  for (const migration of missing) {
+    await driver.transaction(async (tx) => {
+      const claimed = await tx.run(
+        'INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+        [migration.version, migration.description, Date.now()],
+      );
+      if (claimed.changes === 1) await tx.exec(migration.sql);
+    });
+  }
+}

@@ -1,0 +1,355 @@
+// CacheIndex in SQL, over any SqlDriver: the same statements run on node:sqlite
+// and PostgreSQL. Rows and records meet only in the `...FromRow` functions.
+
+import type {
+  CacheIndex,
+  CacheRecord,
+  KeyRecord,
+  KeyState,
+  NarRecord,
+  PathRecord,
+  Permission,
+  TokenRecord,
+} from './cache-index.ts';
+import { migrate } from './migrations.ts';
+import type { SqlDriver, SqlValue } from './sql-driver.ts';
+import { openSqlite, type SqliteOptions } from './sqlite-driver.ts';
+
+/** Hash parts per `IN (…)` list: well under SQLite's and PostgreSQL's bound-parameter limits. */
+const IN_LIST_CHUNK = 500;
+/** refs rows per multi-row INSERT (three parameters each). */
+const REFS_INSERT_CHUNK = 300;
+
+interface CacheRow {
+  name: string;
+  is_public: number;
+  priority: number;
+  compression: string;
+  created_at: number;
+}
+
+interface KeyRow {
+  cache: string;
+  name: string;
+  secret_key: string;
+  public_key: string;
+  state: string;
+  created_at: number;
+}
+
+interface TokenRow {
+  id: string;
+  hash: string;
+  label: string;
+  cache: string | null;
+  permission: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+interface NarRow {
+  cache: string;
+  file_hash: string;
+  url: string;
+  compression: string;
+  file_size: number;
+  nar_hash: string;
+  nar_size: number;
+  created_at: number;
+}
+
+interface PathRow {
+  cache: string;
+  hash_part: string;
+  base: string;
+  file_hash: string;
+  nar_size: number;
+  narinfo: string;
+  created_at: number;
+}
+
+const CACHE_COLUMNS = 'name, is_public, priority, compression, created_at';
+const KEY_COLUMNS = 'cache, name, secret_key, public_key, state, created_at';
+const TOKEN_COLUMNS = 'id, hash, label, cache, permission, created_at, expires_at, revoked_at';
+const NAR_COLUMNS = 'cache, file_hash, url, compression, file_size, nar_hash, nar_size, created_at';
+const PATH_COLUMNS = 'cache, hash_part, base, file_hash, nar_size, narinfo, created_at';
+
+const KEY_STATES: readonly KeyState[] = ['active', 'published', 'retired'];
+const PERMISSIONS: readonly Permission[] = ['read', 'write', 'admin'];
+
+function oneOf<T extends string>(allowed: readonly T[], value: string, column: string): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) throw new Error(`index column ${column} holds '${value}', not one of ${allowed.join(', ')}`);
+  return found;
+}
+
+function cacheFromRow(row: CacheRow): CacheRecord {
+  return {
+    name: row.name,
+    public: row.is_public === 1,
+    priority: row.priority,
+    compression: row.compression,
+    createdAt: row.created_at,
+  };
+}
+
+function cacheToParams(cache: CacheRecord): SqlValue[] {
+  return [cache.name, cache.public ? 1 : 0, cache.priority, cache.compression, cache.createdAt];
+}
+
+function keyFromRow(row: KeyRow): KeyRecord {
+  return {
+    cache: row.cache,
+    name: row.name,
+    secretKey: row.secret_key,
+    publicKey: row.public_key,
+    state: oneOf(KEY_STATES, row.state, 'keys.state'),
+    createdAt: row.created_at,
+  };
+}
+
+function keyToParams(key: KeyRecord): SqlValue[] {
+  return [key.cache, key.name, key.secretKey, key.publicKey, key.state, key.createdAt];
+}
+
+function tokenFromRow(row: TokenRow): TokenRecord {
+  return {
+    id: row.id,
+    hash: row.hash,
+    label: row.label,
+    cache: row.cache,
+    permission: oneOf(PERMISSIONS, row.permission, 'tokens.permission'),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+function tokenToParams(token: TokenRecord): SqlValue[] {
+  return [
+    token.id,
+    token.hash,
+    token.label,
+    token.cache,
+    token.permission,
+    token.createdAt,
+    token.expiresAt,
+    token.revokedAt,
+  ];
+}
+
+function narFromRow(row: NarRow): NarRecord {
+  return {
+    cache: row.cache,
+    fileHash: row.file_hash,
+    url: row.url,
+    compression: row.compression,
+    fileSize: row.file_size,
+    narHash: row.nar_hash,
+    narSize: row.nar_size,
+    createdAt: row.created_at,
+  };
+}
+
+function narToParams(nar: NarRecord): SqlValue[] {
+  return [nar.cache, nar.fileHash, nar.url, nar.compression, nar.fileSize, nar.narHash, nar.narSize, nar.createdAt];
+}
+
+function pathFromRow(row: PathRow, references: string[]): PathRecord {
+  return {
+    cache: row.cache,
+    hashPart: row.hash_part,
+    base: row.base,
+    fileHash: row.file_hash,
+    narSize: row.nar_size,
+    references,
+    narinfo: row.narinfo,
+    createdAt: row.created_at,
+  };
+}
+
+function pathToParams(path: PathRecord): SqlValue[] {
+  return [path.cache, path.hashPart, path.base, path.fileHash, path.narSize, path.narinfo, path.createdAt];
+}
+
+function placeholders(count: number): string {
+  return Array.from({ length: count }, () => '?').join(', ');
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size));
+  return result;
+}
+
+export class SqlIndex implements CacheIndex {
+  readonly #db: SqlDriver;
+
+  /** `db` must already be migrated; see `migrate`. */
+  constructor(db: SqlDriver) {
+    this.#db = db;
+  }
+
+  async createCache(cache: CacheRecord): Promise<void> {
+    await this.#db.run(`INSERT INTO caches (${CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, cacheToParams(cache));
+  }
+
+  async getCache(name: string): Promise<CacheRecord | undefined> {
+    const row = await this.#db.get<CacheRow>(`SELECT ${CACHE_COLUMNS} FROM caches WHERE name = ?`, [name]);
+    return row && cacheFromRow(row);
+  }
+
+  async listCaches(): Promise<CacheRecord[]> {
+    const rows = await this.#db.all<CacheRow>(`SELECT ${CACHE_COLUMNS} FROM caches ORDER BY name`);
+    return rows.map(cacheFromRow);
+  }
+
+  async updateCache(
+    name: string,
+    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression'>>,
+  ): Promise<CacheRecord | undefined> {
+    const assignments: string[] = [];
+    const params: SqlValue[] = [];
+    if (patch.public !== undefined) {
+      assignments.push('is_public = ?');
+      params.push(patch.public ? 1 : 0);
+    }
+    if (patch.priority !== undefined) {
+      assignments.push('priority = ?');
+      params.push(patch.priority);
+    }
+    if (patch.compression !== undefined) {
+      assignments.push('compression = ?');
+      params.push(patch.compression);
+    }
+    if (assignments.length === 0) return this.getCache(name);
+    const rows = await this.#db.all<CacheRow>(
+      `UPDATE caches SET ${assignments.join(', ')} WHERE name = ? RETURNING ${CACHE_COLUMNS}`,
+      [...params, name],
+    );
+    return rows[0] && cacheFromRow(rows[0]);
+  }
+
+  async deleteCache(name: string): Promise<boolean> {
+    // Keys, tokens, nars, paths and refs go with it: ON DELETE CASCADE.
+    const { changes } = await this.#db.run('DELETE FROM caches WHERE name = ?', [name]);
+    return changes > 0;
+  }
+
+  async addKey(key: KeyRecord): Promise<void> {
+    await this.#db.run(`INSERT INTO keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, keyToParams(key));
+  }
+
+  async listKeys(cache: string): Promise<KeyRecord[]> {
+    const rows = await this.#db.all<KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM keys WHERE cache = ? ORDER BY created_at, name`,
+      [cache],
+    );
+    return rows.map(keyFromRow);
+  }
+
+  async setKeyState(cache: string, name: string, state: KeyState): Promise<boolean> {
+    const { changes } = await this.#db.run('UPDATE keys SET state = ? WHERE cache = ? AND name = ?', [state, cache, name]);
+    return changes > 0;
+  }
+
+  async createToken(token: TokenRecord): Promise<void> {
+    await this.#db.run(`INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, tokenToParams(token));
+  }
+
+  async findTokenByHash(hash: string): Promise<TokenRecord | undefined> {
+    const row = await this.#db.get<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ?`, [hash]);
+    return row && tokenFromRow(row);
+  }
+
+  async listTokens(cache?: string): Promise<TokenRecord[]> {
+    const rows =
+      cache === undefined
+        ? await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`)
+        : await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE cache = ? ORDER BY created_at, id`, [cache]);
+    return rows.map(tokenFromRow);
+  }
+
+  async revokeToken(id: string, at: number): Promise<boolean> {
+    const { changes } = await this.#db.run('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id]);
+    return changes > 0;
+  }
+
+  async getNar(cache: string, fileHash: string): Promise<NarRecord | undefined> {
+    const row = await this.#db.get<NarRow>(`SELECT ${NAR_COLUMNS} FROM nars WHERE cache = ? AND file_hash = ?`, [
+      cache,
+      fileHash,
+    ]);
+    return row && narFromRow(row);
+  }
+
+  async putNar(nar: NarRecord): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO nars (${NAR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      narToParams(nar),
+    );
+  }
+
+  // Two reads without a transaction (a write lock on SQLite): a path row never
+  // changes once written, so they can only disagree if the path is deleted in
+  // between, and then the answer is as stale as any read racing a delete.
+  async getPath(cache: string, hashPart: string): Promise<PathRecord | undefined> {
+    const row = await this.#db.get<PathRow>(`SELECT ${PATH_COLUMNS} FROM paths WHERE cache = ? AND hash_part = ?`, [
+      cache,
+      hashPart,
+    ]);
+    if (!row) return undefined;
+    const refs = await this.#db.all<{ ref_hash_part: string }>(
+      'SELECT ref_hash_part FROM refs WHERE cache = ? AND hash_part = ?',
+      [cache, hashPart],
+    );
+    // Sorted here rather than by ORDER BY, which follows the database's collation.
+    return pathFromRow(row, refs.map((r) => r.ref_hash_part).sort());
+  }
+
+  async putPath(path: PathRecord): Promise<boolean> {
+    return this.#db.transaction(async (tx) => {
+      const { changes } = await tx.run(
+        `INSERT INTO paths (${PATH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        pathToParams(path),
+      );
+      if (changes === 0) return false;
+      for (const chunk of chunks([...new Set(path.references)], REFS_INSERT_CHUNK)) {
+        await tx.run(
+          `INSERT INTO refs (cache, hash_part, ref_hash_part) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')}`,
+          chunk.flatMap((ref) => [path.cache, path.hashPart, ref]),
+        );
+      }
+      return true;
+    });
+  }
+
+  async presentPaths(cache: string, hashParts: readonly string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    for (const chunk of chunks([...new Set(hashParts)], IN_LIST_CHUNK)) {
+      const rows = await this.#db.all<{ hash_part: string }>(
+        `SELECT hash_part FROM paths WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})`,
+        [cache, ...chunk],
+      );
+      for (const row of rows) present.add(row.hash_part);
+    }
+    return present;
+  }
+
+  close(): Promise<void> {
+    return this.#db.close();
+  }
+}
+
+/** The embedded index: opens the SQLite file at `path`, brings its schema up to date. */
+export async function openSqliteIndex(path: string, options?: SqliteOptions): Promise<SqlIndex> {
+  const db = openSqlite(path, options);
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  return new SqlIndex(db);
+}

@@ -1,0 +1,441 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import {
+  IndexConflictError,
+  IndexUnavailableError,
+  type CacheRecord,
+  type KeyRecord,
+  type NarRecord,
+  type PathRecord,
+  type TokenRecord,
+} from '../../src/index/cache-index.ts';
+import { MIGRATIONS, migrate } from '../../src/index/migrations.ts';
+import type { SqlDriver, SqlValue } from '../../src/index/sql-driver.ts';
+import { openSqliteIndex, type SqlIndex } from '../../src/index/sql-index.ts';
+import { openSqlite } from '../../src/index/sqlite-driver.ts';
+import { encodeNix32 } from '../../src/nix/nix32.ts';
+
+function tempDbFile(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'larder-index-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'index.sqlite');
+}
+
+async function openIndex(t: TestContext, file = tempDbFile(t), options?: { busyTimeoutMs?: number }): Promise<SqlIndex> {
+  const index = await openSqliteIndex(file, options);
+  t.after(() => index.close());
+  return index;
+}
+
+/** A second, raw connection to the same file, to look at rows the interface does not show. */
+function openRaw(t: TestContext, file: string): SqlDriver {
+  const db = openSqlite(file);
+  t.after(() => db.close());
+  return db;
+}
+
+async function countRows(db: SqlDriver, table: string, cache: string): Promise<number> {
+  const row = await db.get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE cache = ?`, [cache]);
+  return row?.n ?? -1;
+}
+
+function hashPart(seed: string): string {
+  return encodeNix32(createHash('sha256').update(seed).digest().subarray(0, 20));
+}
+
+function cacheRecord(name: string, overrides: Partial<CacheRecord> = {}): CacheRecord {
+  return { name, public: false, priority: 40, compression: 'zstd', createdAt: 1_700_000_000_000, ...overrides };
+}
+
+function keyRecord(cache: string, name: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
+  return {
+    cache,
+    name,
+    secretKey: `${name}:secret`,
+    publicKey: `${name}:public`,
+    state: 'active',
+    createdAt: 1_700_000_000_001,
+    ...overrides,
+  };
+}
+
+function tokenRecord(id: string, cache: string | null, overrides: Partial<TokenRecord> = {}): TokenRecord {
+  return {
+    id,
+    hash: createHash('sha256').update(id).digest('hex'),
+    label: `token ${id}`,
+    cache,
+    permission: cache === null ? 'admin' : 'read',
+    createdAt: 1_700_000_000_002,
+    expiresAt: null,
+    revokedAt: null,
+    ...overrides,
+  };
+}
+
+function narRecord(cache: string, seed: string, overrides: Partial<NarRecord> = {}): NarRecord {
+  const fileHash = encodeNix32(createHash('sha256').update(seed).digest());
+  return {
+    cache,
+    fileHash,
+    url: `nar/${fileHash}.nar.zst`,
+    compression: 'zstd',
+    fileSize: 1234,
+    narHash: `sha256:${encodeNix32(createHash('sha256').update(`nar ${seed}`).digest())}`,
+    narSize: 5678,
+    createdAt: 1_700_000_000_003,
+    ...overrides,
+  };
+}
+
+function pathRecord(cache: string, seed: string, references: string[] = []): PathRecord {
+  const part = hashPart(seed);
+  return {
+    cache,
+    hashPart: part,
+    base: `${part}-${seed}`,
+    fileHash: encodeNix32(createHash('sha256').update(seed).digest()),
+    narSize: 5678,
+    references,
+    narinfo: `StorePath: /nix/store/${part}-${seed}\n`,
+    createdAt: 1_700_000_000_004,
+  };
+}
+
+test('caches are created, read, listed by name, updated field by field and deleted', async (t) => {
+  const index = await openIndex(t);
+  const main = cacheRecord('main', { public: true, priority: 30 });
+  await index.createCache(cacheRecord('zeta'));
+  await index.createCache(main);
+
+  assert.deepEqual(await index.getCache('main'), main);
+  assert.equal(await index.getCache('nope'), undefined);
+  assert.deepEqual(
+    (await index.listCaches()).map((c) => c.name),
+    ['main', 'zeta'],
+  );
+
+  assert.deepEqual(await index.updateCache('main', { public: false }), { ...main, public: false });
+  assert.deepEqual(await index.updateCache('main', { priority: 10, compression: 'xz' }), {
+    ...main,
+    public: false,
+    priority: 10,
+    compression: 'xz',
+  });
+  assert.deepEqual(await index.updateCache('main', {}), { ...main, public: false, priority: 10, compression: 'xz' });
+  assert.deepEqual(await index.getCache('main'), { ...main, public: false, priority: 10, compression: 'xz' });
+  assert.deepEqual(await index.getCache('zeta'), cacheRecord('zeta'), 'other caches are untouched');
+  assert.equal(await index.updateCache('nope', { priority: 1 }), undefined);
+  assert.equal(await index.updateCache('nope', {}), undefined);
+
+  assert.equal(await index.deleteCache('main'), true);
+  assert.equal(await index.deleteCache('main'), false);
+  assert.equal(await index.getCache('main'), undefined);
+  assert.deepEqual(await index.listCaches(), [cacheRecord('zeta')]);
+});
+
+test('a second cache of the same name is an IndexConflictError and changes nothing', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main', { priority: 30 }));
+  await assert.rejects(index.createCache(cacheRecord('main', { priority: 99 })), IndexConflictError);
+  assert.equal((await index.getCache('main'))?.priority, 30);
+});
+
+test('deleting a cache deletes its keys, tokens, NARs, paths and references, and nothing else', async (t) => {
+  const file = tempDbFile(t);
+  const index = await openIndex(t, file);
+  const raw = openRaw(t, file);
+  for (const name of ['doomed', 'kept']) {
+    await index.createCache(cacheRecord(name));
+    await index.addKey(keyRecord(name, `${name}-1`));
+    await index.createToken(tokenRecord(`${name}-token`, name));
+    await index.putNar(narRecord(name, 'dep'));
+    await index.putPath(pathRecord(name, 'dep'));
+    await index.putPath(pathRecord(name, 'top', [hashPart('dep'), hashPart('top')]));
+  }
+  await index.createToken(tokenRecord('admin-token', null));
+
+  assert.equal(await countRows(raw, 'refs', 'doomed'), 2);
+  assert.equal(await index.deleteCache('doomed'), true);
+
+  for (const table of ['keys', 'tokens', 'nars', 'paths', 'refs']) {
+    assert.equal(await countRows(raw, table, 'doomed'), 0, table);
+  }
+  assert.deepEqual(await index.listKeys('doomed'), []);
+  assert.equal(await index.findTokenByHash(tokenRecord('doomed-token', 'doomed').hash), undefined);
+  assert.equal(await index.getNar('doomed', narRecord('doomed', 'dep').fileHash), undefined);
+  assert.equal(await index.getPath('doomed', hashPart('top')), undefined);
+
+  assert.equal((await index.listKeys('kept')).length, 1);
+  assert.deepEqual(
+    (await index.listTokens()).map((tok) => tok.id),
+    ['admin-token', 'kept-token'].sort(),
+  );
+  assert.deepEqual(await index.getPath('kept', hashPart('top')), pathRecord('kept', 'top', [hashPart('dep'), hashPart('top')].sort()));
+  assert.equal(await countRows(raw, 'refs', 'kept'), 2);
+});
+
+test('keys are added per cache, listed oldest first, and change state', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const older = keyRecord('main', 'main-1', { createdAt: 1 });
+  const newer = keyRecord('main', 'main-2', { createdAt: 2, state: 'published' });
+  await index.addKey(newer);
+  await index.addKey(older);
+  await index.addKey(keyRecord('other', 'main-1'));
+
+  assert.deepEqual(await index.listKeys('main'), [older, newer]);
+  await assert.rejects(index.addKey(keyRecord('main', 'main-1')), IndexConflictError);
+
+  assert.equal(await index.setKeyState('main', 'main-1', 'retired'), true);
+  assert.equal(await index.setKeyState('main', 'main-9', 'retired'), false);
+  assert.deepEqual(await index.listKeys('main'), [{ ...older, state: 'retired' }, newer]);
+  assert.equal((await index.listKeys('other'))[0]?.state, 'active', 'same key name in another cache is untouched');
+  assert.deepEqual(await index.listKeys('nope'), []);
+});
+
+test('a key or token for a cache that does not exist is refused', async (t) => {
+  const index = await openIndex(t);
+  await assert.rejects(index.addKey(keyRecord('nope', 'k-1')), /FOREIGN KEY/);
+  await assert.rejects(index.createToken(tokenRecord('t', 'nope')), /FOREIGN KEY/);
+});
+
+test('tokens round-trip with expiry and revocation, are found by hash and listed per cache', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const admin = tokenRecord('a', null, { createdAt: 1 });
+  const reader = tokenRecord('r', 'main', { createdAt: 2, expiresAt: 1_800_000_000_000 });
+  const writer = tokenRecord('w', 'main', { createdAt: 3, permission: 'write', revokedAt: 1_750_000_000_000 });
+  const elsewhere = tokenRecord('o', 'other', { createdAt: 4 });
+  for (const token of [writer, admin, elsewhere, reader]) await index.createToken(token);
+
+  assert.deepEqual(await index.findTokenByHash(reader.hash), reader);
+  assert.deepEqual(await index.findTokenByHash(writer.hash), writer);
+  assert.deepEqual(await index.findTokenByHash(admin.hash), admin);
+  assert.equal(await index.findTokenByHash('0'.repeat(64)), undefined);
+
+  assert.deepEqual(await index.listTokens(), [admin, reader, writer, elsewhere]);
+  assert.deepEqual(await index.listTokens('main'), [reader, writer]);
+  assert.deepEqual(await index.listTokens('nope'), []);
+
+  assert.equal(await index.revokeToken('r', 1_760_000_000_000), true);
+  assert.deepEqual(await index.findTokenByHash(reader.hash), { ...reader, revokedAt: 1_760_000_000_000 });
+  assert.equal(await index.revokeToken('r', 1_770_000_000_000), false, 'already revoked: the first time stands');
+  assert.equal((await index.findTokenByHash(reader.hash))?.revokedAt, 1_760_000_000_000);
+  assert.equal(await index.revokeToken('w', 1_770_000_000_000), false);
+  assert.equal(await index.revokeToken('nope', 1), false);
+
+  await assert.rejects(index.createToken(tokenRecord('r', 'main', { hash: 'f'.repeat(64) })), IndexConflictError);
+  await assert.rejects(index.createToken(tokenRecord('new-id', 'main', { hash: reader.hash })), IndexConflictError);
+});
+
+test('a NAR is recorded once: a second record of the same file is a no-op', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const nar = narRecord('main', 'big', { fileSize: 2 ** 40 + 1, narSize: 2 ** 50 + 3 });
+  await index.putNar(nar);
+  assert.deepEqual(await index.getNar('main', nar.fileHash), nar);
+
+  await index.putNar({ ...nar, url: 'nar/elsewhere.nar.xz', fileSize: 1 });
+  assert.deepEqual(await index.getNar('main', nar.fileHash), nar);
+
+  assert.equal(await index.getNar('other', nar.fileHash), undefined);
+  assert.equal(await index.getNar('main', 'x'.repeat(52)), undefined);
+});
+
+test('a path is stored with its references, self included, and a second put changes nothing', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const refs = [hashPart('self'), hashPart('libc'), hashPart('bash')];
+  const path = pathRecord('main', 'self', [...refs, hashPart('libc')]);
+
+  assert.equal(await index.putPath(path), true);
+  assert.deepEqual(await index.getPath('main', path.hashPart), { ...path, references: [...refs].sort() });
+
+  assert.equal(await index.putPath({ ...pathRecord('main', 'self', [hashPart('other')]), narinfo: 'changed' }), false);
+  assert.deepEqual(await index.getPath('main', path.hashPart), { ...path, references: [...refs].sort() });
+
+  assert.equal(await index.getPath('other', path.hashPart), undefined);
+  assert.equal(await index.putPath(pathRecord('other', 'self')), true, 'the same path in another cache is its own');
+  assert.deepEqual((await index.getPath('other', path.hashPart))?.references, []);
+  assert.equal(await index.getPath('main', hashPart('absent')), undefined);
+});
+
+test('a path whose references fail to insert is not stored at all', async (t) => {
+  const file = tempDbFile(t);
+  const index = await openIndex(t, file);
+  const raw = openRaw(t, file);
+  await index.createCache(cacheRecord('main'));
+  // NOT NULL fails on the refs insert, after the path row went in.
+  const broken = pathRecord('main', 'p', [hashPart('a'), null as unknown as string]);
+
+  await assert.rejects(index.putPath(broken), /NOT NULL/);
+  assert.equal(await index.getPath('main', broken.hashPart), undefined);
+  assert.equal(await countRows(raw, 'paths', 'main'), 0);
+  assert.equal(await countRows(raw, 'refs', 'main'), 0);
+
+  assert.equal(await index.putPath(pathRecord('main', 'p', [hashPart('a')])), true);
+  assert.deepEqual((await index.getPath('main', broken.hashPart))?.references, [hashPart('a')]);
+});
+
+test('a path with more references than one INSERT takes keeps them all', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  const refs = Array.from({ length: 700 }, (_, i) => hashPart(`ref-${i}`));
+  assert.equal(await index.putPath(pathRecord('main', 'wide', refs)), true);
+  assert.deepEqual((await index.getPath('main', hashPart('wide')))?.references, [...refs].sort());
+});
+
+test('presentPaths answers for thousands of hash parts at once', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const stored = Array.from({ length: 1000 }, (_, i) => hashPart(`stored-${i}`));
+  const absent = Array.from({ length: 1000 }, (_, i) => hashPart(`absent-${i}`));
+  for (let i = 0; i < stored.length; i++) await index.putPath(pathRecord('main', `stored-${i}`));
+  await index.putPath(pathRecord('other', 'absent-7'));
+
+  const asked = [...absent, ...stored].sort();
+  assert.equal(asked.length, 2000);
+  assert.deepEqual(await index.presentPaths('main', [...asked, stored[0] as string]), new Set(stored));
+  assert.deepEqual(await index.presentPaths('other', asked), new Set([hashPart('absent-7')]));
+  assert.deepEqual(await index.presentPaths('main', []), new Set());
+  assert.deepEqual(await index.presentPaths('nope', stored), new Set());
+});
+
+test('reopening keeps the data and applies no migration twice', async (t) => {
+  const file = tempDbFile(t);
+  const first = await openSqliteIndex(file);
+  await first.createCache(cacheRecord('main'));
+  await first.close();
+
+  const second = await openIndex(t, file);
+  assert.deepEqual(await second.getCache('main'), cacheRecord('main'));
+  const raw = openRaw(t, file);
+  await migrate(raw);
+  const versions = await raw.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  assert.deepEqual(
+    versions.map((v) => v.version),
+    MIGRATIONS.map((m) => m.version),
+  );
+});
+
+test('a migration added later is applied once, on the next start', async (t) => {
+  const file = tempDbFile(t);
+  const raw = openRaw(t, file);
+  await migrate(raw);
+  const next = MIGRATIONS.length + 1;
+  const later = [...MIGRATIONS, { version: next, description: 'an extra table', sql: 'CREATE TABLE extra (x TEXT)' }];
+  await migrate(raw, later);
+  // Applying it again would fail: the table exists.
+  await migrate(raw, later);
+  assert.deepEqual(await raw.all('SELECT x FROM extra'), []);
+  const row = await raw.get<{ description: string }>('SELECT description FROM schema_migrations WHERE version = ?', [next]);
+  assert.equal(row?.description, 'an extra table');
+});
+
+test('a process that read the versions before another applied them finds the work done', async (t) => {
+  const file = tempDbFile(t);
+  const first = openRaw(t, file);
+  const second = openRaw(t, file);
+  await migrate(first);
+  // The second process read schema_migrations before the first committed: it saw nothing.
+  const staleSecond: SqlDriver = {
+    dialect: second.dialect,
+    all: async <T>(sql: string, params?: readonly SqlValue[]) =>
+      sql.startsWith('SELECT version FROM schema_migrations') ? [] : second.all<T>(sql, params),
+    get: (sql, params) => second.get(sql, params),
+    run: (sql, params) => second.run(sql, params),
+    exec: (sql) => second.exec(sql),
+    transaction: (fn) => second.transaction(fn),
+    close: () => second.close(),
+  };
+  // Re-running migration 1 would fail: its tables exist.
+  await migrate(staleSecond);
+  const rows = await second.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  assert.deepEqual(
+    rows.map((r) => r.version),
+    MIGRATIONS.map((m) => m.version),
+  );
+});
+
+test('an index whose schema is newer than this larder is refused', async (t) => {
+  const file = tempDbFile(t);
+  const raw = openRaw(t, file);
+  await migrate(raw);
+  await raw.run('INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)', [999, 'future', 0]);
+  await assert.rejects(openSqliteIndex(file), /schema is at version 999, newer than this larder knows/);
+});
+
+test('two connections to one file see each other’s writes', async (t) => {
+  const file = tempDbFile(t);
+  const a = await openIndex(t, file);
+  const b = await openIndex(t, file);
+  await a.createCache(cacheRecord('main'));
+  assert.deepEqual(await b.getCache('main'), cacheRecord('main'));
+  assert.equal(await b.putPath(pathRecord('main', 'p', [hashPart('p')])), true);
+  assert.deepEqual(await a.presentPaths('main', [hashPart('p'), hashPart('q')]), new Set([hashPart('p')]));
+  assert.equal(await a.putPath(pathRecord('main', 'p')), false);
+  assert.equal(await a.deleteCache('main'), true);
+  assert.equal(await b.getPath('main', hashPart('p')), undefined);
+});
+
+test('a write that cannot get the lock in time is an IndexUnavailableError; reads go on', async (t) => {
+  const file = tempDbFile(t);
+  const waiting = await openIndex(t, file, { busyTimeoutMs: 20 });
+  await waiting.createCache(cacheRecord('main'));
+  const holder = openRaw(t, file);
+
+  await holder.transaction(async (tx) => {
+    await tx.run('UPDATE caches SET priority = 1');
+    await assert.rejects(waiting.createCache(cacheRecord('other')), IndexUnavailableError);
+    await assert.rejects(waiting.putPath(pathRecord('main', 'p')), IndexUnavailableError);
+    assert.equal((await waiting.getCache('main'))?.priority, 40, 'readers see the last commit');
+  });
+  await waiting.createCache(cacheRecord('other'));
+  assert.equal(await waiting.putPath(pathRecord('main', 'p')), true);
+  assert.equal((await waiting.getCache('main'))?.priority, 1);
+});
+
+test('worker processes starting at once on a fresh file all get a migrated index', async (t) => {
+  const file = tempDbFile(t);
+  const moduleUrl = new URL('../../src/index/sql-index.ts', import.meta.url).href;
+  const worker = `
+    const [moduleUrl, file, name, startAt] = process.argv.slice(1);
+    const { openSqliteIndex } = await import(moduleUrl);
+    // Start together, so that they race on creating the schema.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(startAt) - Date.now())));
+    const index = await openSqliteIndex(file);
+    await index.createCache({ name, public: false, priority: 40, compression: 'zstd', createdAt: 0 });
+    await index.close();
+  `;
+  const names = ['w0', 'w1', 'w2', 'w3', 'w4', 'w5'];
+  const startAt = String(Date.now() + 1000);
+  await Promise.all(
+    names.map((name) =>
+      promisify(execFile)(process.execPath, ['--input-type=module', '-e', worker, moduleUrl, file, name, startAt]),
+    ),
+  );
+
+  const index = await openIndex(t, file);
+  assert.deepEqual(
+    (await index.listCaches()).map((c) => c.name),
+    names,
+  );
+  const raw = openRaw(t, file);
+  const rows = await raw.all<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
+  assert.deepEqual(
+    rows.map((r) => r.version),
+    MIGRATIONS.map((m) => m.version),
+  );
+});
