@@ -4,6 +4,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerKeygen } from './keygen.ts';
+import { registerServe } from './serve.ts';
 import { UserError } from './user-error.ts';
 
 export function buildProgram(): Command {
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerKeygen(program);
+  registerServe(program);
   return program;
 }
 

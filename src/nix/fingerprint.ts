@@ -23,7 +23,7 @@ export function signNarInfo<T extends NarInfo>(info: T, keys: readonly SecretKey
 }
 
 /** The names of the trusted keys that validly signed this narinfo. */
-export function validSigners(info: NarInfo, trusted: ReadonlyMap<string, PublicKey>, storeDir = DEFAULT_STORE_DIR): string[] {
+export function validSigners(info: Signed & Pick<NarInfo, 'sigs'>, trusted: ReadonlyMap<string, PublicKey>, storeDir = DEFAULT_STORE_DIR): string[] {
   const message = fingerprint(info, storeDir);
   return info.sigs.filter((sig) => verifySignature(sig, message, trusted)).map((sig) => sig.slice(0, sig.indexOf(':')));
 }

@@ -70,6 +70,37 @@ export class NixEnv {
     this.env = { ...process.env, NIX_CONFIG: config.join('\n'), XDG_CACHE_HOME: join(dir, 'xdg-cache') };
   }
 
+  /**
+   * Environment overrides with extra nix.conf lines and, by default, a fresh
+   * narinfo disk cache (Nix caches what it uploaded, unsigned, for 30 days).
+   */
+  withConfig(extra: readonly string[], freshNarinfoCache = true): NodeJS.ProcessEnv {
+    return {
+      NIX_CONFIG: [this.env.NIX_CONFIG, ...extra].join('\n'),
+      ...(freshNarinfoCache && { XDG_CACHE_HOME: join(this.dir, `xdg-${randomBytes(4).toString('hex')}`) }),
+    };
+  }
+
+  /** Writes a netrc file with one token for a host and returns its path. */
+  async netrc(url: string, token: string): Promise<string> {
+    const file = join(this.dir, `netrc-${randomBytes(4).toString('hex')}`);
+    await writeFile(file, `machine ${new URL(url).hostname} password ${token}\n`, { mode: 0o600 });
+    return file;
+  }
+
+  /** Removes paths (and whatever else of their closures nothing refers to) from the local store. */
+  async deleteLocally(paths: readonly string[]): Promise<void> {
+    const closure = (await this.run('nix-store', ['--query', '--requisites', ...paths])).stdout.trim().split('\n');
+    await this.run('nix-store', ['--delete', ...closure]);
+  }
+
+  async isValid(path: string): Promise<boolean> {
+    return this.run('nix-store', ['--check-validity', path]).then(
+      () => true,
+      () => false,
+    );
+  }
+
   /** Runs a command in this environment; rejects with its stderr on a non-zero exit. */
   run(command: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
     return new Promise((resolve, reject) => {

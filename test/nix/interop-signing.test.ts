@@ -63,7 +63,7 @@ test('a key from larder keygen is accepted by nix store sign, and larder verifie
 
   const trusted = trustedKeyMap([parsePublicKey(await readFile(publicFile, 'utf8'))]);
   for (const info of await pathInfo(nix, paths)) {
-    const signable = { ...asSignable(info), sigs: info.signatures ?? [] } as NarInfo;
+    const signable = { ...asSignable(info), sigs: info.signatures ?? [] };
     assert.deepEqual(validSigners(signable, trusted), [`larderkey-${nix.nonce}`]);
   }
   // nix itself trusts the key: in a file:// cache (where local builds are not "ultimate"),

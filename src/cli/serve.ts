@@ -1,0 +1,171 @@
+// `larder serve`: the binary cache server on embedded defaults (SQLite and a
+// directory), in one process or several sharing one port (--workers).
+
+import cluster from 'node:cluster';
+import { once } from 'node:events';
+import { hostname } from 'node:os';
+import { join, relative } from 'node:path';
+import type { Command } from 'commander';
+import { netrcLine, nixConfLines } from '../client/nix-config.ts';
+import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
+import { trustedPublicKeys } from '../services/cache-admin.ts';
+import { initializeIfEmpty, openEmbeddedLarder, type FirstStart, type Larder } from '../services/larder.ts';
+import { createLarderServer } from '../server/server.ts';
+import { UserError } from './user-error.ts';
+
+interface ServeFlags {
+  listen?: string;
+  data?: string;
+  config?: string;
+  workers?: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the binary cache server (embedded defaults: ./larder-data/)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8080)')
+    .option('--data <dir>', 'data directory (default ./larder-data)')
+    .option('--config <file>', 'larder.toml settings file')
+    .option('--workers <n>', 'processes serving the same port (default 1)')
+    .action(async (flags: ServeFlags) => {
+      let config: ServerConfig;
+      try {
+        config = await loadConfig({
+          ...(flags.config !== undefined && { configFile: flags.config }),
+          env: process.env,
+          flags: { listen: flags.listen, 'data-dir': flags.data, workers: flags.workers },
+        });
+      } catch (error) {
+        if (error instanceof ConfigError) throw new UserError(error.message);
+        throw error;
+      }
+      if (cluster.isWorker) await runWorker(config);
+      else await runPrimary(config);
+    });
+}
+
+function openLarder(config: ServerConfig): Promise<Larder> {
+  return openEmbeddedLarder(config.dataDir, {
+    storeDir: config.storeDir,
+    keyNamePrefix: config.keyNamePrefix,
+    maxNarSize: config.maxNarSize,
+    maxSmallBodySize: config.maxBodySize,
+  });
+}
+
+async function listen(larder: Larder, config: ServerConfig): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createLarderServer(larder);
+  server.listen(config.listen.port, config.listen.host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    throw new UserError(`cannot listen on ${config.listen.host}:${config.listen.port}: ${e.code ?? e.message}`);
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.listen.port;
+  return {
+    port,
+    close: async () => {
+      server.close();
+      server.closeIdleConnections();
+      await once(server, 'close');
+    },
+  };
+}
+
+async function runWorker(config: ServerConfig): Promise<void> {
+  const larder = await openLarder(config);
+  const { close } = await listen(larder, config);
+  process.on('SIGTERM', () => void close().then(() => larder.close()).then(() => process.exit(0)));
+}
+
+async function runPrimary(config: ServerConfig): Promise<void> {
+  const larder = await openLarder(config);
+  const firstStart = await initializeIfEmpty(larder, join(config.dataDir, 'admin-token'));
+  let port: number;
+  let stop: () => Promise<void>;
+  if (config.workers === 1) {
+    const served = await listen(larder, config);
+    port = served.port;
+    stop = async () => {
+      await served.close();
+      await larder.close();
+    };
+  } else {
+    port = await forkWorkers(config);
+    stop = async () => {
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');
+      await larder.close();
+    };
+  }
+  process.stdout.write(await banner(larder, config, port, firstStart));
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      void stop().then(() => process.exit(0));
+    });
+  }
+}
+
+/** Starts the workers; resolves with the port once all of them listen. */
+async function forkWorkers(config: ServerConfig): Promise<number> {
+  // Workers accept connections themselves rather than through the primary.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let shuttingDown = false;
+  process.once('SIGTERM', () => (shuttingDown = true)).once('SIGINT', () => (shuttingDown = true));
+  const listening: Promise<number>[] = [];
+  for (let i = 0; i < config.workers; i++) {
+    const worker = cluster.fork();
+    listening.push(
+      new Promise((resolve, reject) => {
+        worker.once('listening', (address) => resolve(address.port));
+        worker.once('exit', (code) => reject(new UserError(`worker ${i + 1} exited with code ${code} before listening`)));
+      }),
+    );
+  }
+  const ports = await Promise.all(listening);
+  cluster.on('exit', (worker, code, signal) => {
+    if (shuttingDown) return;
+    process.stderr.write(`larder: worker ${worker.process.pid} died (${signal ?? code}); starting another\n`);
+    cluster.fork();
+  });
+  return ports[0]!;
+}
+
+function baseUrl(config: ServerConfig, port: number): string {
+  if (config.publicUrl) return config.publicUrl;
+  const { host } = config.listen;
+  const shown = host === '0.0.0.0' || host === '::' ? hostname() : host.includes(':') ? `[${host}]` : host;
+  return `http://${shown}:${port}`;
+}
+
+async function banner(larder: Larder, config: ServerConfig, port: number, firstStart: FirstStart | undefined): Promise<string> {
+  const url = baseUrl(config, port);
+  const dataDir = relative(process.cwd(), config.dataDir) || '.';
+  const lines = [`larder serving ${url} (${config.workers} process${config.workers > 1 ? 'es' : ''}, data in ${dataDir})`, ''];
+  for (const cache of await larder.index.listCaches()) {
+    lines.push(`cache ${cache.name} (${cache.public ? 'public' : 'private'}): ${url}/${cache.name}`);
+    for (const key of await trustedPublicKeys(larder, cache.name)) lines.push(`  public key: ${key}`);
+  }
+  lines.push('', `server-admin token: in ${join(dataDir, 'admin-token')} (keep it secret)`);
+  if (firstStart) {
+    const cacheUrl = `${url}/${firstStart.cache}`;
+    const netrcFile = '/etc/nix/netrc';
+    const access = { url: cacheUrl, publicKeys: await trustedPublicKeys(larder, firstStart.cache), token: firstStart.writeToken, netrcFile };
+    lines.push(
+      '',
+      'To substitute from and push to this cache, add to nix.conf (/etc/nix/nix.conf):',
+      ...nixConfLines(access).map((l) => `  ${l}`),
+      `and to ${netrcFile} (mode 0600; this write token is shown only once):`,
+      `  ${netrcLine(cacheUrl, firstStart.writeToken)}`,
+      'Then push with:',
+      `  nix copy --to '${cacheUrl}?compression=zstd' ./result`,
+    );
+  }
+  lines.push('', 'larder is ready; stop it with Ctrl-C.');
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,192 @@
+// The Nix binary cache protocol under /<cache>/: what stock `nix` GETs to
+// substitute and PUTs with `nix copy --to http://…`.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { CacheRecord, Permission } from '../index/cache-index.ts';
+import { isHashPart, parseStorePathBase } from '../nix/store-path.ts';
+import { cacheInfoText } from '../services/cache-admin.ts';
+import type { Larder } from '../services/larder.ts';
+import { receiveNar, receiveNarInfo } from '../services/publish.ts';
+import { listingKey, logKey } from '../storage/layout.ts';
+import { principalOf, requirePermission } from './access.ts';
+import { HttpError } from './http-error.ts';
+import { parseRange } from './range.ts';
+import { checkDeclaredLength, readSmallBody } from './request-body.ts';
+import { TtlCache } from './ttl-cache.ts';
+
+type Resource =
+  | { kind: 'cache-info' }
+  | { kind: 'narinfo'; hashPart: string }
+  | { kind: 'listing'; hashPart: string }
+  | { kind: 'nar'; fileName: string }
+  | { kind: 'log'; drvBase: string };
+
+const HASH_FILE = /^([^./]+)\.(narinfo|ls)$/;
+
+/** What a path under /<cache>/ names; undefined for anything else (a 404). */
+export function parseResource(rest: string): Resource | undefined {
+  if (rest === 'nix-cache-info') return { kind: 'cache-info' };
+  const file = HASH_FILE.exec(rest);
+  if (file && isHashPart(file[1]!)) {
+    return file[2] === 'narinfo' ? { kind: 'narinfo', hashPart: file[1]! } : { kind: 'listing', hashPart: file[1]! };
+  }
+  if (rest.startsWith('nar/') && !rest.slice(4).includes('/')) return { kind: 'nar', fileName: rest.slice(4) };
+  if (rest.startsWith('log/')) {
+    try {
+      parseStorePathBase(rest.slice(4));
+      return { kind: 'log', drvBase: rest.slice(4) };
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+const TEXT = 'text/plain; charset=utf-8';
+
+export class BinaryCacheProtocol {
+  private readonly larder: Larder;
+  /** Cache settings change rarely; a second of staleness across replicas is fine. */
+  private readonly caches = new TtlCache<CacheRecord>(1000, 1000);
+  /** Positive narinfos only: a push must be visible at once, so absence is never cached. */
+  private readonly narinfos = new TtlCache<string>(50_000, 10_000);
+
+  constructor(larder: Larder) {
+    this.larder = larder;
+  }
+
+  forgetCache(name: string): void {
+    this.caches.delete(name);
+  }
+
+  private async cache(name: string): Promise<CacheRecord> {
+    let cache = this.caches.get(name);
+    if (!cache) {
+      cache = await this.larder.index.getCache(name);
+      if (!cache) throw new HttpError(404, `no cache '${name}'`);
+      this.caches.set(name, cache);
+    }
+    return cache;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, cacheName: string, rest: string): Promise<void> {
+    const method = req.method ?? 'GET';
+    const reading = method === 'GET' || method === 'HEAD';
+    if (!reading && method !== 'PUT') throw new HttpError(405, `${method} is not supported here`, { Allow: 'GET, HEAD, PUT' });
+    const cache = await this.cache(cacheName);
+    const permission: Permission = reading ? 'read' : 'write';
+    requirePermission(await principalOf(this.larder.tokens, req), cache, permission);
+    const resource = parseResource(rest);
+    if (!resource) throw new HttpError(reading ? 404 : 400, `'${rest}' is not a binary cache file`);
+    if (reading) await this.read(req, res, cache, resource);
+    else await this.write(req, res, cache, resource);
+  }
+
+  private async read(req: IncomingMessage, res: ServerResponse, cache: CacheRecord, resource: Resource): Promise<void> {
+    switch (resource.kind) {
+      case 'cache-info':
+        return sendText(res, 200, cacheInfoText(this.larder, cache), 'text/x-nix-cache-info');
+      case 'narinfo': {
+        const key = `${cache.name}/${resource.hashPart}`;
+        let narinfo = this.narinfos.get(key);
+        if (narinfo === undefined) {
+          narinfo = (await this.larder.index.getPath(cache.name, resource.hashPart))?.narinfo;
+          if (narinfo === undefined) throw new HttpError(404, `${resource.hashPart}.narinfo is not in cache '${cache.name}'`);
+          this.narinfos.set(key, narinfo);
+        }
+        return sendText(res, 200, narinfo, 'text/x-nix-narinfo');
+      }
+      case 'nar':
+        return this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar');
+      case 'listing':
+        return this.sendBlob(req, res, listingKey(cache.name, resource.hashPart), 'application/json');
+      case 'log':
+        return this.sendBlob(req, res, logKey(cache.name, resource.drvBase), TEXT);
+    }
+  }
+
+  private async sendBlob(req: IncomingMessage, res: ServerResponse, key: string, contentType: string): Promise<void> {
+    const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Accept-Ranges': 'bytes' };
+    if (req.method === 'HEAD') {
+      const size = await this.larder.store.stat(key);
+      if (size === undefined) throw new HttpError(404, `${key} not found`);
+      res.writeHead(200, { ...headers, 'Content-Length': size }).end();
+      return;
+    }
+    const size = await this.larder.store.stat(key);
+    if (size === undefined) throw new HttpError(404, `${key} not found`);
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      throw new HttpError(416, `range not satisfiable for ${size} bytes`, { 'Content-Range': `bytes */${size}` });
+    }
+    const blob = await this.larder.store.open(key, range.kind === 'range' ? range.range : undefined);
+    if (!blob) throw new HttpError(404, `${key} not found`);
+    if (range.kind === 'range') {
+      const { start, end } = range.range;
+      res.writeHead(206, { ...headers, 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${blob.size}` });
+    } else {
+      res.writeHead(200, { ...headers, 'Content-Length': blob.size });
+    }
+    await pipeline(blob.stream, res);
+  }
+
+  private async write(req: IncomingMessage, res: ServerResponse, cache: CacheRecord, resource: Resource): Promise<void> {
+    const { larder } = this;
+    const limit = larder.settings.maxSmallBodySize;
+    switch (resource.kind) {
+      case 'cache-info':
+        // `nix copy` PUTs this when it thinks the cache is new; the cache's own settings stand.
+        req.resume();
+        return sendText(res, 204, '');
+      case 'nar': {
+        checkDeclaredLength(req, larder.maxNarSize);
+        continueIfExpected(req, res);
+        const { created } = await receiveNar(larder, cache.name, resource.fileName, req);
+        return sendText(res, created ? 201 : 200, '');
+      }
+      case 'narinfo': {
+        continueIfExpected(req, res);
+        const text = (await readSmallBody(req, limit)).toString('utf8');
+        const { created } = await receiveNarInfo(larder, cache.name, resource.hashPart, text);
+        this.narinfos.delete(`${cache.name}/${resource.hashPart}`);
+        return sendText(res, created ? 201 : 200, '');
+      }
+      case 'listing': {
+        continueIfExpected(req, res);
+        const body = await readSmallBody(req, limit);
+        checkListing(body);
+        await larder.store.put(listingKey(cache.name, resource.hashPart), body);
+        return sendText(res, 201, '');
+      }
+      case 'log': {
+        continueIfExpected(req, res);
+        await larder.store.put(logKey(cache.name, resource.drvBase), await readSmallBody(req, limit));
+        return sendText(res, 201, '');
+      }
+    }
+  }
+}
+
+function checkListing(body: Buffer): void {
+  let listing: unknown;
+  try {
+    listing = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'listing is not valid JSON');
+  }
+  const { version, root } = (listing ?? {}) as { version?: unknown; root?: unknown };
+  if (version !== 1 || typeof root !== 'object' || root === null) {
+    throw new HttpError(400, 'listing: expected {"version":1,"root":{…}}');
+  }
+}
+
+/** Answers `Expect: 100-continue` only once the request is known to be acceptable. */
+function continueIfExpected(req: IncomingMessage, res: ServerResponse): void {
+  if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+}
+
+export function sendText(res: ServerResponse, status: number, body: string, contentType = TEXT): void {
+  res.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}

@@ -1,0 +1,202 @@
+// Uploads, verified on the way in (architecture invariants 2–4): a NAR is
+// hashed, decompressed, parsed and counted in one streaming pass and published
+// only when it checks out; a narinfo becomes visible only when it agrees with
+// its stored NAR and every reference is already in the cache, and it is signed
+// here with the cache's active keys.
+
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { createDecompressor } from '../compression/decompress.ts';
+import type { CacheIndex, NarRecord } from '../index/cache-index.ts';
+import { compressionOfExtension, type Compression } from '../nix/compression.ts';
+import { signNarInfo } from '../nix/fingerprint.ts';
+import { formatHash, hashEquals, parseHash } from '../nix/hash.ts';
+import { NarError } from '../nix/nar-parser.ts';
+import { NarVerifier } from '../nix/nar-decoder.ts';
+import { formatNarInfo, NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
+import { encodeNix32, isNix32 } from '../nix/nix32.ts';
+import { parseSecretKey } from '../nix/signing-key.ts';
+import { storePathBase } from '../nix/store-path.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import { narInfoKey, narKey, narUrl } from '../storage/layout.ts';
+import { Rejection } from './rejection.ts';
+
+export interface PublishContext {
+  readonly index: CacheIndex;
+  readonly store: BlobStore;
+  readonly storeDir: string;
+  /** Largest compressed NAR accepted, in bytes. */
+  readonly maxNarSize: number;
+}
+
+const NAR_FILE = /^([0-9a-z]{52})\.nar(\.[a-z0-9]+)?$/;
+
+/** Parses `<nix32 filehash>.nar[.ext]`, the last part of a NAR URL. */
+export function parseNarFileName(fileName: string): { fileHash: string; compression: Compression } {
+  const match = NAR_FILE.exec(fileName);
+  if (!match || !isNix32(match[1]!)) {
+    throw new Rejection('invalid', `NAR file name '${fileName}': expected nar/<52 nix32 characters>.nar[.xz|.zst|.bz2|.br]`);
+  }
+  const compression = compressionOfExtension(match[2] ?? '');
+  if (!compression) throw new Rejection('unsupported', `NAR file name '${fileName}': unsupported compression '${match[2]}'`);
+  return { fileHash: match[1]!, compression };
+}
+
+export interface ReceivedNar {
+  readonly nar: NarRecord;
+  /** False when the cache already had this NAR (the body was not stored again). */
+  readonly created: boolean;
+}
+
+export async function receiveNar(ctx: PublishContext, cache: string, fileName: string, body: Readable): Promise<ReceivedNar> {
+  const { fileHash, compression } = parseNarFileName(fileName);
+  const existing = await ctx.index.getNar(cache, fileHash);
+  if (existing) {
+    body.resume();
+    await finished(body).catch(() => {});
+    return { nar: existing, created: false };
+  }
+
+  const url = narUrl(fileHash, compression);
+  const writer = await ctx.store.createWriter(narKey(cache, url));
+  const fileHasher = createHash('sha256');
+  const verifier = new NarVerifier();
+  const decompressor = createDecompressor(compression);
+  let decompressError: unknown;
+  decompressor.once('error', (error) => (decompressError = error));
+  let fileSize = 0;
+  try {
+    await pipeline(
+      // Left open on failure, so that the server can still answer with the reason.
+      body.iterator({ destroyOnReturn: false }),
+      async function* (source: AsyncIterable<Buffer>) {
+        for await (const chunk of source) {
+          fileSize += chunk.length;
+          if (fileSize > ctx.maxNarSize) {
+            throw new Rejection('too-large', `NAR is larger than this server's limit of ${ctx.maxNarSize} bytes`);
+          }
+          fileHasher.update(chunk);
+          if (!writer.stream.write(chunk)) await once(writer.stream, 'drain');
+          yield chunk;
+        }
+      },
+      decompressor,
+      async (source: AsyncIterable<Buffer>) => {
+        for await (const chunk of source) verifier.push(chunk);
+      },
+    );
+    writer.stream.end();
+    await finished(writer.stream);
+
+    const actual = encodeNix32(fileHasher.digest());
+    if (actual !== fileHash) {
+      throw new Rejection('mismatch', `FileHash: the URL names sha256:${fileHash} but the body hashes to sha256:${actual}`);
+    }
+    const { narHash, narSize } = verifier.finish();
+    await writer.commit();
+    const nar: NarRecord = {
+      cache,
+      fileHash,
+      url,
+      compression,
+      fileSize,
+      narHash: formatHash({ algorithm: 'sha256', digest: narHash }),
+      narSize,
+      createdAt: Date.now(),
+    };
+    await ctx.index.putNar(nar);
+    return { nar, created: true };
+  } catch (error) {
+    await writer.abort();
+    if (error instanceof NarError) throw new Rejection('invalid', `NAR is malformed: ${error.message}`);
+    if (decompressError !== undefined && error === decompressError) {
+      throw new Rejection('invalid', `NAR body is not valid ${compression} data: ${(error as Error).message}`);
+    }
+    throw error;
+  }
+}
+
+export interface PublishedPath {
+  readonly narinfo: string;
+  /** False when the same path was already there: an upload that changes nothing. */
+  readonly created: boolean;
+}
+
+const NAR_URL = /^nar\/([^/]+)$/;
+
+export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPart: string, text: string): Promise<PublishedPath> {
+  let info: NarInfo;
+  try {
+    info = parseNarInfo(text, ctx.storeDir);
+  } catch (error) {
+    if (error instanceof NarInfoError) throw new Rejection('invalid', `narinfo ${error.message}`);
+    throw error;
+  }
+  const base = storePathBase(info.storePath);
+  if (info.storePath.hashPart !== hashPart) {
+    throw new Rejection('invalid', `field StorePath: ${base} does not match the URL's ${hashPart}.narinfo`);
+  }
+  const urlMatch = NAR_URL.exec(info.url);
+  if (!urlMatch) throw new Rejection('invalid', `field URL: expected nar/<FileHash>.nar[.ext], got '${info.url}'`);
+  const { fileHash } = parseNarFileName(urlMatch[1]!);
+  const nar = await ctx.index.getNar(cache, fileHash);
+  if (!nar) {
+    throw new Rejection('conflict', `field URL: ${info.url} has not been uploaded to cache ${cache}; upload the NAR first`);
+  }
+  checkAgainstNar(info, nar);
+
+  const referenceHashes = info.references.map((r) => r.hashPart).filter((h) => h !== hashPart);
+  const present = await ctx.index.presentPaths(cache, referenceHashes);
+  const missing = info.references.filter((r) => r.hashPart !== hashPart && !present.has(r.hashPart)).map(storePathBase);
+  if (missing.length > 0) {
+    throw new Rejection('conflict', `field References: not in cache ${cache}: ${missing.join(' ')}; upload references first`);
+  }
+
+  const existing = await ctx.index.getPath(cache, hashPart);
+  if (existing) return sameAsExisting(ctx, info, existing.narinfo, base, cache);
+
+  const keys = (await ctx.index.listKeys(cache)).filter((k) => k.state === 'active').map((k) => parseSecretKey(k.secretKey));
+  // The stored NAR's facts are authoritative: fill in what the client left out.
+  const complete: NarInfo = { ...info, compression: nar.compression, fileHash: parseHash(`sha256:${nar.fileHash}`), fileSize: nar.fileSize };
+  const narinfo = formatNarInfo(signNarInfo(complete, keys, ctx.storeDir), ctx.storeDir);
+  await ctx.store.put(narInfoKey(cache, hashPart), narinfo);
+  const created = await ctx.index.putPath({
+    cache,
+    hashPart,
+    base,
+    fileHash,
+    narSize: info.narSize,
+    references: [...new Set(info.references.map((r) => r.hashPart))],
+    narinfo,
+    createdAt: Date.now(),
+  });
+  if (!created) {
+    // Another upload of this path won the race; ours must agree with it.
+    const winner = await ctx.index.getPath(cache, hashPart);
+    if (winner) return sameAsExisting(ctx, info, winner.narinfo, base, cache);
+  }
+  return { narinfo, created };
+}
+
+function checkAgainstNar(info: NarInfo, nar: NarRecord): void {
+  const differs = (field: string, claimed: string | number, actual: string | number) =>
+    new Rejection('mismatch', `field ${field}: the narinfo says ${claimed} but the uploaded NAR ${info.url} has ${actual}`);
+  if (info.compression !== nar.compression) throw differs('Compression', info.compression, nar.compression);
+  if (info.fileHash && formatHash(info.fileHash) !== `sha256:${nar.fileHash}`) {
+    throw differs('FileHash', formatHash(info.fileHash), `sha256:${nar.fileHash}`);
+  }
+  if (info.fileSize !== undefined && info.fileSize !== nar.fileSize) throw differs('FileSize', info.fileSize, nar.fileSize);
+  if (!hashEquals(info.narHash, parseHash(nar.narHash))) throw differs('NarHash', formatHash(info.narHash), nar.narHash);
+  if (info.narSize !== nar.narSize) throw differs('NarSize', info.narSize, nar.narSize);
+}
+
+function sameAsExisting(ctx: PublishContext, info: NarInfo, existingText: string, base: string, cache: string): PublishedPath {
+  const existing = parseNarInfo(existingText, ctx.storeDir);
+  const refs = (i: NarInfo) => i.references.map(storePathBase).sort().join(' ');
+  if (!hashEquals(existing.narHash, info.narHash) || existing.narSize !== info.narSize || refs(existing) !== refs(info)) {
+    throw new Rejection('conflict', `${base} is already in cache ${cache} with different contents; a store path cannot change`);
+  }
+  return { narinfo: existingText, created: false };
+}
