@@ -52,7 +52,7 @@ async function roundTrip(t: import('node:test').TestContext, server: RunningLard
 test('nix copy up and nix-store -r back, with signatures required', async (t) => {
   if (skipWithoutNix(t)) return;
   const server = await startLarder(t);
-  for (const compression of ['zstd', 'xz', 'none']) {
+  for (const compression of ['zstd', 'xz', 'bzip2', 'none']) {
     await t.test(`compression=${compression}`, (t) => roundTrip(t, server, compression));
   }
 });

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { test } from 'node:test';
-import { zstdCompressSync } from 'node:zlib';
+import { brotliCompressSync, zstdCompressSync } from 'node:zlib';
 import { encodeNar } from '../../src/nix/nar-encoder.ts';
 import { encodeNix32, NIX32_ALPHABET } from '../../src/nix/nix32.ts';
 import { startLarder, type RunningLarder } from '../helpers/larder-server.ts';
@@ -207,6 +207,43 @@ test('upload verification', async (t) => {
     assert.equal((await get(server, up.url)).status, 200);
   });
 
+  await t.test('narinfo, listing and log bodies with a Content-Encoding are decoded', async () => {
+    const up = await makeUpload('encoded', 'e');
+    await put(server, up.url, up.file);
+    const encoded = (path: string, body: string, encoding: string, data: Uint8Array) =>
+      fetch(`${server.cacheUrl}/${path}`, {
+        method: 'PUT',
+        body: data,
+        headers: { Authorization: `Bearer ${server.writeToken}`, 'Content-Encoding': encoding },
+      }).then(async (res) => [res.status, await res.text(), body] as const);
+    const narinfo = up.narinfo();
+    const [status, text] = await encoded(`${up.hashPart}.narinfo`, narinfo, 'br', brotliCompressSync(narinfo));
+    assert.equal(status, 201, text);
+    assert.match(await (await get(server, `${up.hashPart}.narinfo`)).text(), new RegExp(`^StorePath: ${up.storePath}$`, 'm'));
+    const listing = '{"version":1,"root":{"type":"regular","size":1,"narOffset":96}}';
+    assert.equal((await encoded(`${up.hashPart}.ls`, listing, 'zstd', zstdCompressSync(listing)))[0], 201);
+    assert.equal(await (await get(server, `${up.hashPart}.ls`)).text(), listing);
+    const log = 'building...\ndone\n';
+    assert.equal((await encoded(`log/${up.hashPart}-encoded.drv`, log, 'br', brotliCompressSync(log)))[0], 201);
+    assert.equal(await (await get(server, `log/${up.hashPart}-encoded.drv`)).text(), log);
+    const [badStatus, badText] = await encoded(`${up.hashPart}.ls`, listing, 'compress', Buffer.from(listing));
+    assert.equal(badStatus, 415, badText);
+  });
+
+  await t.test('a public cache is readable without a token, but not writable', async () => {
+    const created = await fetch(`${server.url}/api/v1/caches`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${server.adminToken}` },
+      body: JSON.stringify({ name: 'open', public: true, priority: 10 }),
+    });
+    assert.equal(created.status, 201, await created.clone().text());
+    const info = await fetch(`${server.url}/open/nix-cache-info`);
+    assert.equal(await info.text(), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 10\n');
+    assert.equal((await fetch(`${server.url}/open/${randomHashPart()}.narinfo`)).status, 404);
+    assert.equal((await fetch(`${server.url}/open/nix-cache-info`, { method: 'PUT', body: 'x' })).status, 401);
+    assert.equal((await put(server, '../open/nix-cache-info', 'x')).status, 403, 'a token of main cannot write to open');
+  });
+
   await t.test('uploads need write permission', async () => {
     const up = await makeUpload('perm', 'p');
     const none = await fetch(`${server.cacheUrl}/${up.url}`, { method: 'PUT', body: up.file });
@@ -233,3 +270,17 @@ function rawRequest(server: RunningLarder, method: string, path: string): Promis
   });
 }
 
+
+test('bodies over the configured limits are refused with 413', async (t) => {
+  const server = await startLarder(t, { env: { LARDER_MAX_BODY_SIZE: '1KiB', LARDER_MAX_NAR_SIZE: '4KiB' } });
+  const up = await makeUpload('limits', 'l'.repeat(100));
+  await put(server, up.url, up.file);
+  const big = up.narinfo() + `X-Padding: ${'p'.repeat(2000)}\n`;
+  const res = await put(server, `${up.hashPart}.narinfo`, big);
+  assert.equal(res.status, 413, await res.clone().text());
+  assert.match(await res.text(), /over this server's limit of 1024/);
+  const nar = Buffer.alloc(8192, 1);
+  const narRes = await put(server, `nar/${encodeNix32(sha(nar))}.nar`, nar);
+  assert.equal(narRes.status, 413);
+  assert.equal((await get(server, `nar/${encodeNix32(sha(nar))}.nar`)).status, 404);
+});
