@@ -4,6 +4,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerKeygen } from './keygen.ts';
+import { registerPush } from './push.ts';
 import { registerServe } from './serve.ts';
 import { UserError } from './user-error.ts';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerKeygen(program);
   registerServe(program);
+  registerPush(program);
   return program;
 }
 

@@ -35,6 +35,8 @@ export interface Derivation {
   readonly name: string;
   /** Names of derivations in the same call whose outputs this output refers to. */
   readonly deps?: readonly string[];
+  /** Names of derivations read while building but not referred to by the output: build-time only. */
+  readonly buildOnly?: readonly string[];
   /** Bytes of payload in `$out/data` (or in `$out` itself for a file output). */
   readonly size?: number;
   /** Random (incompressible) payload instead of repetitive text. */
@@ -141,9 +143,11 @@ export class NixEnv {
         ? `head -c ${size} /dev/urandom`
         : `yes '${d.name} ${this.nonce}' | head -c ${size}`;
       const refs = (d.deps ?? []).map((dep) => `\${${attrName(dep)}}`).join(' ');
+      // Reading a build input without writing its path into $out keeps it out of the run-time closure.
+      const reads = (d.buildOnly ?? []).map((dep) => `wc -c < \${${attrName(dep)}}/data > /dev/null; `).join('');
       const script = d.file
-        ? `{ echo '${refs}'; ${payload}; } > $out`
-        : `mkdir $out; echo '${refs}' > $out/deps; ${payload} > $out/data`;
+        ? `${reads}{ echo '${refs}'; ${payload}; } > $out`
+        : `${reads}mkdir $out; echo '${refs}' > $out/deps; ${payload} > $out/data`;
       return `  ${attrName(d.name)} = derivation {
     name = "${d.name}-${this.nonce}";
     system = builtins.currentSystem;

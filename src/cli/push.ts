@@ -1,0 +1,109 @@
+// `larder push <cache-url> <path|installable>…`: the run-time closure by
+// default, with --build-deps everything needed to rebuild it; only what the
+// cache lacks goes up.
+
+import { availableParallelism, tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { loadLogin } from '../client/credentials-store.ts';
+import { LocalNix, NixCommandError, type LocalPathInfo } from '../client/local-nix.ts';
+import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
+import { plainProgress, summaryJson, summaryLine, terminalProgress } from '../client/push/progress.ts';
+import { push, type PushEvents } from '../client/push/push.ts';
+import { UserError } from './user-error.ts';
+
+interface PushFlags {
+  stdin?: boolean;
+  buildDeps?: boolean;
+  jobs?: string;
+  token?: string;
+  json?: boolean;
+  compressionLevel?: string;
+}
+
+function positiveInt(value: string | undefined, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new UserError(`--${name}: expected a whole number from 1 to ${max}, got '${value}'`);
+  return n;
+}
+
+async function readStdinPaths(): Promise<string[]> {
+  const paths: string[] = [];
+  for await (const line of createInterface({ input: process.stdin })) {
+    const trimmed = line.trim();
+    if (trimmed) paths.push(trimmed);
+  }
+  return paths;
+}
+
+/** The candidate paths: run-time closure, or with build deps the derivations' requisites and their existing outputs. */
+async function candidates(nix: LocalNix, installables: readonly string[], buildDeps: boolean): Promise<LocalPathInfo[]> {
+  const roots = await nix.resolve(installables, false);
+  if (!buildDeps) return nix.pathInfos(roots, true);
+  const drvs = roots.filter((p) => p.endsWith('.drv'));
+  const outputs = roots.filter((p) => !p.endsWith('.drv'));
+  const installableDrvs = await nix.resolve(installables.filter((i) => !i.startsWith(nix.storeDir + '/')), true);
+  const all = new Set([...drvs, ...installableDrvs, ...(await nix.derivers(outputs))]);
+  const closure = new Set([...(all.size ? await nix.buildClosure([...all]) : []), ...outputs]);
+  return nix.pathInfos([...closure], true);
+}
+
+export function registerPush(program: Command): void {
+  program
+    .command('push')
+    .description('push store paths (their run-time closure, or with --build-deps all that builds them) to a cache')
+    .argument('<cache-url>', 'the cache, e.g. http://cache.example.org:8080/main')
+    .argument('[paths...]', 'store paths or installables (.#pkg, nixpkgs#hello, /nix/store/…drv)')
+    .option('--stdin', 'read store paths from standard input, one per line')
+    .option('--build-deps', 'also push build-time dependencies: the derivations and every output that exists locally')
+    .option('--jobs <n>', 'NARs prepared and uploaded at once', String(Math.max(4, availableParallelism() * 2)))
+    .option('--compression-level <n>', 'zstd level (1-19)', '3')
+    .option('--token <token>', 'a token with write permission (default: $LARDER_TOKEN, then `larder login`)')
+    .option('--json', 'print only a JSON summary')
+    .action(async (cacheUrl: string, args: string[], flags: PushFlags) => {
+      let location;
+      try {
+        location = parseCacheUrl(cacheUrl);
+      } catch (error) {
+        throw new UserError((error as Error).message);
+      }
+      const installables = [...args, ...(flags.stdin ? await readStdinPaths() : [])];
+      if (installables.length === 0) throw new UserError('nothing to push: give store paths or installables, or --stdin');
+      const jobs = positiveInt(flags.jobs, 'jobs', 4, 256);
+      const level = positiveInt(flags.compressionLevel, 'compression-level', 3, 19);
+      const login = await loadLogin(process.env);
+      const token = flags.token ?? process.env.LARDER_TOKEN ?? (login?.server === location.server ? login.token : undefined);
+
+      const nix = new LocalNix();
+      const endpoint = new CacheEndpoint(location, { token, connections: jobs + 2, attempts: 6, backoffMs: 500 });
+      const tty = !flags.json && process.stderr.isTTY;
+      const live = tty ? terminalProgress(process.stderr) : undefined;
+      const events: PushEvents = flags.json ? {} : (live ?? plainProgress((line) => process.stderr.write(`${line}\n`)));
+      try {
+        const paths = await candidates(nix, installables, flags.buildDeps ?? false);
+        const summary = await push({
+          endpoint,
+          storeDir: nix.storeDir,
+          paths,
+          jobs,
+          spool: { tempDir: tmpdir(), compressionLevel: level, memoryLimit: 8 * 1024 * 1024 },
+          events,
+        });
+        live?.finish();
+        process.stdout.write(`${flags.json ? summaryJson(summary) : summaryLine(summary)}\n`);
+        if (summary.failed.length > 0) {
+          const first = summary.failed[0]!;
+          throw new UserError(`${summary.failed.length} path(s) failed; first: ${first.path}: ${first.reason}`);
+        }
+      } catch (error) {
+        if (error instanceof NixCommandError || error instanceof ServerRefusal) throw new UserError(error.message);
+        if (error instanceof UserError) throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'EACCES') throw new UserError((error as Error).message);
+        throw error;
+      } finally {
+        endpoint.close();
+      }
+    });
+}

@@ -1,0 +1,166 @@
+// larder push against a real server and the real nix store.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { DatabaseSync } from 'node:sqlite';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseNarInfo } from '../../../src/nix/narinfo.ts';
+import { larder, larderBin } from '../../helpers/larder-cli.ts';
+import { startLarder, type RunningLarder } from '../../helpers/larder-server.ts';
+import { nixEnv, skipWithoutNix, type NixEnv } from '../../helpers/nix-env.ts';
+
+const hashPart = (path: string) => path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+
+interface Summary {
+  pushed: number;
+  present: number;
+  upstream: number;
+  failed: unknown[];
+  bytes: number;
+}
+
+async function pushJson(nix: NixEnv, server: RunningLarder, args: string[]): Promise<Summary> {
+  const out = await larder(['push', '--json', server.cacheUrl, ...args], { ...nix.env, LARDER_TOKEN: server.writeToken });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as Summary;
+}
+
+async function inCache(server: RunningLarder, path: string): Promise<boolean> {
+  const res = await fetch(`${server.cacheUrl}/${hashPart(path)}.narinfo`, { headers: { Authorization: `Bearer ${server.writeToken}` } });
+  await res.arrayBuffer();
+  return res.status === 200;
+}
+
+/** Every narinfo the cache shows has its NAR and its references' narinfos. */
+async function assertConsistent(server: RunningLarder, paths: readonly string[]): Promise<number> {
+  const auth = { headers: { Authorization: `Bearer ${server.writeToken}` } };
+  let visible = 0;
+  for (const path of paths) {
+    const res = await fetch(`${server.cacheUrl}/${hashPart(path)}.narinfo`, auth);
+    if (res.status === 404) {
+      await res.arrayBuffer();
+      continue;
+    }
+    visible++;
+    const info = parseNarInfo(await res.text());
+    const nar = await fetch(`${server.cacheUrl}/${info.url}`, { ...auth, method: 'HEAD' });
+    assert.equal(nar.status, 200, `${path}: narinfo visible but ${info.url} is missing`);
+    for (const ref of info.references) {
+      const r = await fetch(`${server.cacheUrl}/${ref.hashPart}.narinfo`, { ...auth, method: 'HEAD' });
+      assert.equal(r.status, 200, `${path}: narinfo visible but its reference ${ref.hashPart}-${ref.name} is not`);
+    }
+  }
+  return visible;
+}
+
+test('plain push sends the run-time closure; --build-deps adds build-time inputs and the .drv files', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const [a, b, c] = await nix.buildClosure([
+    { name: 'a', size: 1000 },
+    { name: 'b', buildOnly: ['a'], size: 2000 },
+    { name: 'c', deps: ['b'], size: 3000 },
+  ]);
+  const plain = await pushJson(nix, server, [c!.out]);
+  assert.deepEqual([plain.pushed, plain.present, plain.failed.length], [2, 0, 0]);
+  assert.ok(await inCache(server, c!.out));
+  assert.ok(await inCache(server, b!.out));
+  assert.equal(await inCache(server, a!.out), false, 'a is a build-time input only');
+  for (const built of [a, b, c]) assert.equal(await inCache(server, built!.drv), false);
+
+  const full = await pushJson(nix, server, ['--build-deps', c!.out]);
+  assert.equal(full.present, 2);
+  for (const built of [a, b, c]) {
+    assert.ok(await inCache(server, built!.out), `${built!.name} output`);
+    assert.ok(await inCache(server, built!.drv), `${built!.name} .drv`);
+  }
+  assert.equal(full.failed.length, 0);
+});
+
+test('a second push uploads nothing; after a path is deleted from the cache only that path goes up', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const built = await nix.buildClosure([
+    { name: 'x', size: 100_000, random: true },
+    { name: 'y', deps: ['x'], size: 100_000, random: true },
+    { name: 'z', deps: ['y'], size: 100_000, random: true },
+  ]);
+  const top = built.at(-1)!.out;
+  const first = await pushJson(nix, server, [top]);
+  assert.equal(first.pushed, 3);
+  assert.ok(first.bytes > 300_000, `random payloads do not compress: ${first.bytes}`);
+  const again = await pushJson(nix, server, [top]);
+  assert.deepEqual([again.pushed, again.present, again.bytes], [0, 3, 0]);
+
+  // Remove the top path from the cache behind the server's back: index row and NAR.
+  const db = new DatabaseSync(join(server.dataDir, 'index.sqlite'));
+  const row = db.prepare('SELECT file_hash FROM paths WHERE hash_part = ?').get(hashPart(top)) as { file_hash: string };
+  db.prepare('DELETE FROM paths WHERE hash_part = ?').run(hashPart(top));
+  db.prepare('DELETE FROM nars WHERE file_hash = ?').run(row.file_hash);
+  db.close();
+  const { rm } = await import('node:fs/promises');
+  await rm(join(server.dataDir, 'store', 'main', 'nar', `${row.file_hash}.nar.zst`));
+
+  const third = await pushJson(nix, server, [top]);
+  assert.deepEqual([third.pushed, third.present], [1, 2]);
+  assert.ok(third.bytes > 100_000 && third.bytes < 110_000, `only the top path went up: ${third.bytes} bytes`);
+});
+
+test('a push killed mid-way and run again completes; the cache never shows an incomplete closure', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const derivations = Array.from({ length: 24 }, (_, i) => ({
+    name: `k${i}`,
+    size: 1_500_000,
+    random: true,
+    ...(i > 0 && { deps: [`k${i - 1}`, ...(i > 2 ? [`k${i - 3}`] : [])] }),
+  }));
+  const built = await nix.buildClosure(derivations);
+  const paths = built.map((b) => b.out);
+  const top = paths.at(-1)!;
+
+  const child = spawn(process.execPath, [larderBin, 'push', '--jobs', '2', server.cacheUrl, top], {
+    env: { ...nix.env, LARDER_TOKEN: server.writeToken },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      err += text;
+      if ((err.match(/^pushed /gm) ?? []).length >= 2) {
+        child.kill('SIGKILL');
+        resolve();
+      }
+    });
+    child.on('exit', () => reject(new Error(`push ended before it could be killed: ${err}`)));
+  });
+  const visible = await assertConsistent(server, paths);
+  assert.ok(visible >= 2 && visible < paths.length, `the push was really interrupted: ${visible} of ${paths.length} visible`);
+
+  const resumed = await pushJson(nix, server, [top]);
+  assert.equal(resumed.pushed + resumed.present, paths.length);
+  assert.ok(resumed.present >= visible);
+  assert.equal(await assertConsistent(server, paths), paths.length);
+});
+
+test('errors name the path or the problem, and exit non-zero', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const [one] = await nix.buildClosure([{ name: 'lonely' }]);
+  const run = (args: string[], token = server.writeToken) =>
+    larder(['push', server.cacheUrl, ...args], { ...nix.env, LARDER_TOKEN: token }).then(
+      () => assert.fail('expected failure'),
+      (error: Error & { stderr: string; code: number }) => error,
+    );
+  const bogus = await run(['/nix/store/00000000000000000000000000000000-nothing']);
+  assert.match(bogus.stderr, /^larder: .*0{32}-nothing.*(not valid|does not exist)/m);
+  assert.doesNotMatch(bogus.stderr, /\n\s+at /, 'no stack trace');
+  const denied = await run([one!.out], 'ldr_wrong');
+  assert.match(denied.stderr, /^larder: .*401/m);
+  const nothing = await run([]);
+  assert.match(nothing.stderr, /nothing to push/);
+});
