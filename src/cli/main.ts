@@ -3,9 +3,14 @@
 // stack trace.
 
 import { Command, CommanderError } from 'commander';
+import { registerCache } from './cache.ts';
+import { registerKey } from './key.ts';
 import { registerKeygen } from './keygen.ts';
+import { registerLogin } from './login.ts';
 import { registerPush } from './push.ts';
 import { registerServe } from './serve.ts';
+import { registerToken } from './token.ts';
+import { registerUse } from './use.ts';
 import { UserError } from './user-error.ts';
 
 export function buildProgram(): Command {
@@ -16,6 +21,11 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerServe(program);
   registerPush(program);
+  registerCache(program);
+  registerKey(program);
+  registerToken(program);
+  registerLogin(program);
+  registerUse(program);
   return program;
 }
 
