@@ -16,7 +16,8 @@ import { UserError } from './user-error.ts';
 export function buildProgram(): Command {
   const program = new Command('larder')
     .description('A private Nix binary cache you run yourself')
-    .showHelpAfterError()
+    .showHelpAfterError('(add --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(`larder: ${text.replace(/^error: /, '')}`) })
     .exitOverride();
   registerKeygen(program);
   registerServe(program);
