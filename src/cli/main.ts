@@ -8,6 +8,7 @@ import { registerKey } from './key.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerLogin } from './login.ts';
 import { registerPush } from './push.ts';
+import { registerQueue, registerWatch } from './watch.ts';
 import { registerServe } from './serve.ts';
 import { registerToken } from './token.ts';
 import { registerUse } from './use.ts';
@@ -22,6 +23,8 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerServe(program);
   registerPush(program);
+  registerQueue(program);
+  registerWatch(program);
   registerCache(program);
   registerKey(program);
   registerToken(program);

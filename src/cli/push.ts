@@ -6,7 +6,8 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { loadLogin } from '../client/credentials-store.ts';
-import { LocalNix, NixCommandError, type LocalPathInfo } from '../client/local-nix.ts';
+import { LocalNix, NixCommandError } from '../client/local-nix.ts';
+import { candidates } from '../client/push/candidates.ts';
 import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
 import { plainProgress, summaryJson, summaryLine, terminalProgress } from '../client/push/progress.ts';
 import { push, type PushEvents } from '../client/push/push.ts';
@@ -35,18 +36,6 @@ async function readStdinPaths(): Promise<string[]> {
     if (trimmed) paths.push(trimmed);
   }
   return paths;
-}
-
-/** The candidate paths: run-time closure, or with build deps the derivations' requisites and their existing outputs. */
-async function candidates(nix: LocalNix, installables: readonly string[], buildDeps: boolean): Promise<LocalPathInfo[]> {
-  const roots = await nix.resolve(installables, false);
-  if (!buildDeps) return nix.pathInfos(roots, true);
-  const drvs = roots.filter((p) => p.endsWith('.drv'));
-  const outputs = roots.filter((p) => !p.endsWith('.drv'));
-  const installableDrvs = await nix.resolve(installables.filter((i) => !i.startsWith(nix.storeDir + '/')), true);
-  const all = new Set([...drvs, ...installableDrvs, ...(await nix.derivers(outputs))]);
-  const closure = new Set([...(all.size ? await nix.buildClosure([...all]) : []), ...outputs]);
-  return nix.pathInfos([...closure], true);
 }
 
 export function registerPush(program: Command): void {

@@ -96,6 +96,17 @@ export class LocalNix {
     return [...drvs];
   }
 
+  /** The outputs of derivations that exist in the local store. */
+  async existingOutputs(drvs: readonly string[]): Promise<string[]> {
+    const outputs: string[] = [];
+    for (const batch of chunks(drvs)) {
+      for (const line of (await this.run('nix-store', ['--query', '--outputs', ...batch])).split('\n')) {
+        if (line && (await this.isValid(line))) outputs.push(line);
+      }
+    }
+    return outputs;
+  }
+
   async isValid(path: string): Promise<boolean> {
     return this.run('nix-store', ['--check-validity', path]).then(
       () => true,

@@ -58,7 +58,7 @@ export class NixEnv {
   readonly nonce: string;
   readonly env: NodeJS.ProcessEnv;
 
-  constructor(dir: string, extraConfig: readonly string[]) {
+  constructor(dir: string, extraConfig: readonly string[], extraEnv: NodeJS.ProcessEnv = {}) {
     this.dir = dir;
     this.nonce = randomBytes(6).toString('hex');
     const config = [
@@ -69,7 +69,7 @@ export class NixEnv {
       'narinfo-cache-negative-ttl = 0',
       ...extraConfig,
     ];
-    this.env = { ...process.env, NIX_CONFIG: config.join('\n'), XDG_CACHE_HOME: join(dir, 'xdg-cache') };
+    this.env = { ...process.env, ...extraEnv, NIX_CONFIG: config.join('\n'), XDG_CACHE_HOME: join(dir, 'xdg-cache') };
   }
 
   /**
@@ -165,8 +165,8 @@ function attrName(name: string): string {
 }
 
 /** A fresh environment whose temp directory is removed after the test. */
-export async function nixEnv(t: TestContext, extraConfig: readonly string[] = []): Promise<NixEnv> {
+export async function nixEnv(t: TestContext, extraConfig: readonly string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<NixEnv> {
   const dir = await mkdtemp(join(tmpdir(), 'larder-nix-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  return new NixEnv(dir, extraConfig);
+  return new NixEnv(dir, extraConfig, extraEnv);
 }
