@@ -164,3 +164,41 @@ test('errors name the path or the problem, and exit non-zero', async (t) => {
   const nothing = await run([]);
   assert.match(nothing.stderr, /nothing to push/);
 });
+
+test('installables from a flake, paths on stdin, and a live display on a terminal', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  const flake = join(nix.dir, 'flake');
+  await mkdir(flake);
+  await writeFile(
+    join(flake, 'flake.nix'),
+    `{ outputs = { self }: { packages.x86_64-linux.default = derivation {
+        name = "flaky-${nix.nonce}"; system = "x86_64-linux"; builder = "/bin/sh";
+        args = [ "-c" "echo ${nix.nonce} > $out" ]; }; }; }\n`,
+  );
+  const installable = `path:${flake}#default`;
+  const builtJson = (await nix.run('nix', ['build', '--no-link', '--json', installable])).stdout;
+  const out = (JSON.parse(builtJson) as Array<{ outputs: { out: string } }>)[0]!.outputs.out;
+  const viaFlake = await pushJson(nix, server, ['--build-deps', installable]);
+  assert.equal(viaFlake.failed.length, 0);
+  assert.ok(await inCache(server, out), 'the flake output');
+  const drv = (await nix.run('nix', ['path-info', '--derivation', installable])).stdout.trim();
+  assert.ok(await inCache(server, drv), 'and its .drv with --build-deps');
+
+  const [a, b] = await nix.buildClosure([{ name: 'in-a' }, { name: 'in-b' }]);
+  const stdinOut = await nix.run(process.execPath, [larderBin, 'push', '--json', '--stdin', server.cacheUrl], {
+    env: { LARDER_TOKEN: server.writeToken },
+    input: `${a!.out}\n\n${b!.out}\n`,
+  });
+  assert.equal((JSON.parse(stdinOut.stdout) as Summary).pushed, 2);
+
+  // A pseudo-terminal (util-linux `script`) shows the live status line instead of per-path lines.
+  const [c] = await nix.buildClosure([{ name: 'on-a-tty', size: 200_000 }]);
+  const command = `${process.execPath} ${larderBin} push ${server.cacheUrl} ${c!.out}`;
+  const tty = await nix.run('script', ['-qec', command, '/dev/null'], { env: { LARDER_TOKEN: server.writeToken } });
+  assert.match(tty.stdout, /\r\x1b\[K\[1\/1\] /, 'a redrawn status line with the count');
+  assert.doesNotMatch(tty.stdout, /^pushed \/nix/m);
+  assert.match(tty.stdout, /1 pushed, 0 already present/);
+});
