@@ -17,9 +17,9 @@ export interface OpenBlob {
 }
 
 export interface BlobWriter {
-  /** Write the bytes here; nothing is visible under the key yet. */
+  /** Write the bytes here (do not end it); nothing is visible under the key yet. */
   readonly stream: Writable;
-  /** After the stream has finished: publish atomically under the key. */
+  /** Ends the stream, waits until every byte is stored, and publishes atomically under the key. */
   commit(): Promise<void>;
   /** Drop what was written; safe to call after a failure, and twice. */
   abort(): Promise<void>;

@@ -86,8 +86,7 @@ export class FilesystemStore implements BlobStore {
   async put(key: string, data: string | Uint8Array): Promise<void> {
     const writer = await this.createWriter(key);
     try {
-      writer.stream.end(data);
-      await finished(writer.stream);
+      writer.stream.write(data);
       await writer.commit();
     } catch (error) {
       await writer.abort();
@@ -117,6 +116,8 @@ export class FilesystemStore implements BlobStore {
       stream,
       commit: async () => {
         try {
+          if (!stream.writableEnded) stream.end();
+          await finished(stream);
           await handle.sync();
           await closeHandle();
           await mkdir(dirname(target), { recursive: true });
