@@ -12,7 +12,34 @@ export interface CacheRecord {
   readonly priority: number;
   /** Compression the push client should use for this cache: 'zstd', 'xz' or 'none'. */
   readonly compression: string;
+  /** Serve the upstreams' paths through this cache (pull-through); stored, not yet acted on. */
+  readonly mirror: boolean;
   readonly createdAt: number;
+}
+
+/** A binary cache whose paths a cache's uploads may refer to without holding them. */
+export interface Upstream {
+  /** Base URL, http(s), no trailing slash: `<url>/<hash>.narinfo` is asked. */
+  readonly url: string;
+  /** Nix public keys `name:base64`; an upstream narinfo counts only when signed by one. */
+  readonly publicKeys: readonly string[];
+  /** Lower is asked first, like nix-cache-info Priority. */
+  readonly priority: number;
+}
+
+export interface UpstreamRecord extends Upstream {
+  readonly cache: string;
+}
+
+/** A remembered answer to "does this upstream hold this path?". */
+export interface PresenceAnswer {
+  readonly hashPart: string;
+  readonly present: boolean;
+  readonly checkedAt: number;
+}
+
+export interface UpstreamPresence extends PresenceAnswer {
+  readonly url: string;
 }
 
 /** active: signs new uploads; published: still offered to clients as trusted; retired: gone. */
@@ -76,7 +103,10 @@ export interface CacheIndex {
   createCache(cache: CacheRecord): Promise<void>;
   getCache(name: string): Promise<CacheRecord | undefined>;
   listCaches(): Promise<CacheRecord[]>;
-  updateCache(name: string, patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression'>>): Promise<CacheRecord | undefined>;
+  updateCache(
+    name: string,
+    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression' | 'mirror'>>,
+  ): Promise<CacheRecord | undefined>;
   /** Deletes the cache and every row that belongs to it. */
   deleteCache(name: string): Promise<boolean>;
 
@@ -100,6 +130,21 @@ export interface CacheIndex {
   putPath(path: PathRecord): Promise<boolean>;
   /** Which of these hash parts the cache holds. */
   presentPaths(cache: string, hashParts: readonly string[]): Promise<Set<string>>;
+
+  /** The cache's upstreams, by priority then URL. */
+  listUpstreams(cache: string): Promise<UpstreamRecord[]>;
+  /**
+   * Replaces the cache's upstreams in one transaction. Presence answers survive only for an
+   * upstream kept with the same URL and keys.
+   */
+  setUpstreams(cache: string, upstreams: readonly Upstream[]): Promise<void>;
+  /** Remembered answers for these hash parts, from any of the cache's upstreams, fresh or not. */
+  getUpstreamPresence(cache: string, hashParts: readonly string[]): Promise<UpstreamPresence[]>;
+  /**
+   * Remembers answers (replacing older ones), but only while `upstream` is still declared with
+   * the same keys: an answer checked under keys that were replaced meanwhile is dropped.
+   */
+  recordUpstreamPresence(upstream: UpstreamRecord, answers: readonly PresenceAnswer[]): Promise<void>;
 
   close(): Promise<void>;
 }

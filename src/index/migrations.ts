@@ -75,6 +75,33 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX refs_by_target ON refs (cache, ref_hash_part);
     `,
   },
+  {
+    version: 2,
+    description: 'upstream caches, their cached presence answers, and caches.mirror',
+    // Presence rows hang off their upstream, so removing an upstream (or replacing it
+    // with other keys) drops the answers its old keys vouched for.
+    sql: `
+      ALTER TABLE caches ADD COLUMN mirror INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE upstreams (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        public_keys TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        PRIMARY KEY (cache, url)
+      );
+      CREATE TABLE upstream_presence (
+        cache TEXT NOT NULL,
+        url TEXT NOT NULL,
+        hash_part TEXT NOT NULL,
+        present INTEGER NOT NULL,
+        checked_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, url, hash_part),
+        FOREIGN KEY (cache, url) REFERENCES upstreams (cache, url) ON DELETE CASCADE
+      );
+      -- Looked up by path across all of a cache's upstreams at once.
+      CREATE INDEX upstream_presence_by_path ON upstream_presence (cache, hash_part);
+    `,
+  },
 ];
 
 /**

@@ -1,15 +1,20 @@
 // CacheIndex in SQL, over any SqlDriver: the same statements run on node:sqlite
 // and PostgreSQL. Rows and records meet only in the `...FromRow` functions.
 
-import type {
-  CacheIndex,
-  CacheRecord,
-  KeyRecord,
-  KeyState,
-  NarRecord,
-  PathRecord,
-  Permission,
-  TokenRecord,
+import {
+  IndexConflictError,
+  type CacheIndex,
+  type CacheRecord,
+  type KeyRecord,
+  type KeyState,
+  type NarRecord,
+  type PathRecord,
+  type Permission,
+  type PresenceAnswer,
+  type TokenRecord,
+  type Upstream,
+  type UpstreamPresence,
+  type UpstreamRecord,
 } from './cache-index.ts';
 import { migrate } from './migrations.ts';
 import type { SqlDriver, SqlValue } from './sql-driver.ts';
@@ -19,13 +24,31 @@ import { openSqlite, type SqliteOptions } from './sqlite-driver.ts';
 const IN_LIST_CHUNK = 500;
 /** refs rows per multi-row INSERT (three parameters each). */
 const REFS_INSERT_CHUNK = 300;
+/** upstream_presence rows per multi-row INSERT (five parameters each). */
+const PRESENCE_INSERT_CHUNK = 180;
 
 interface CacheRow {
   name: string;
   is_public: number;
   priority: number;
   compression: string;
+  mirror: number;
   created_at: number;
+}
+
+interface UpstreamRow {
+  cache: string;
+  url: string;
+  /** Space-separated Nix public keys. */
+  public_keys: string;
+  priority: number;
+}
+
+interface PresenceRow {
+  url: string;
+  hash_part: string;
+  present: number;
+  checked_at: number;
 }
 
 interface KeyRow {
@@ -69,7 +92,8 @@ interface PathRow {
   created_at: number;
 }
 
-const CACHE_COLUMNS = 'name, is_public, priority, compression, created_at';
+const CACHE_COLUMNS = 'name, is_public, priority, compression, mirror, created_at';
+const UPSTREAM_COLUMNS = 'cache, url, public_keys, priority';
 const KEY_COLUMNS = 'cache, name, secret_key, public_key, state, created_at';
 const TOKEN_COLUMNS = 'id, hash, label, cache, permission, created_at, expires_at, revoked_at';
 const NAR_COLUMNS = 'cache, file_hash, url, compression, file_size, nar_hash, nar_size, created_at';
@@ -90,12 +114,26 @@ function cacheFromRow(row: CacheRow): CacheRecord {
     public: row.is_public === 1,
     priority: row.priority,
     compression: row.compression,
+    mirror: row.mirror === 1,
     createdAt: row.created_at,
   };
 }
 
 function cacheToParams(cache: CacheRecord): SqlValue[] {
-  return [cache.name, cache.public ? 1 : 0, cache.priority, cache.compression, cache.createdAt];
+  return [cache.name, cache.public ? 1 : 0, cache.priority, cache.compression, cache.mirror ? 1 : 0, cache.createdAt];
+}
+
+function upstreamFromRow(row: UpstreamRow): UpstreamRecord {
+  return { cache: row.cache, url: row.url, publicKeys: row.public_keys.split(' ').filter(Boolean), priority: row.priority };
+}
+
+/** How keys are stored, and compared to tell a kept upstream from a replaced one. */
+function keysColumn(upstream: Upstream): string {
+  return upstream.publicKeys.join(' ');
+}
+
+function presenceFromRow(row: PresenceRow): UpstreamPresence {
+  return { url: row.url, hashPart: row.hash_part, present: row.present === 1, checkedAt: row.checked_at };
 }
 
 function keyFromRow(row: KeyRow): KeyRecord {
@@ -192,7 +230,7 @@ export class SqlIndex implements CacheIndex {
   }
 
   async createCache(cache: CacheRecord): Promise<void> {
-    await this.#db.run(`INSERT INTO caches (${CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, cacheToParams(cache));
+    await this.#db.run(`INSERT INTO caches (${CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, cacheToParams(cache));
   }
 
   async getCache(name: string): Promise<CacheRecord | undefined> {
@@ -207,7 +245,7 @@ export class SqlIndex implements CacheIndex {
 
   async updateCache(
     name: string,
-    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression'>>,
+    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression' | 'mirror'>>,
   ): Promise<CacheRecord | undefined> {
     const assignments: string[] = [];
     const params: SqlValue[] = [];
@@ -222,6 +260,10 @@ export class SqlIndex implements CacheIndex {
     if (patch.compression !== undefined) {
       assignments.push('compression = ?');
       params.push(patch.compression);
+    }
+    if (patch.mirror !== undefined) {
+      assignments.push('mirror = ?');
+      params.push(patch.mirror ? 1 : 0);
     }
     if (assignments.length === 0) return this.getCache(name);
     const rows = await this.#db.all<CacheRow>(
@@ -335,6 +377,67 @@ export class SqlIndex implements CacheIndex {
       for (const row of rows) present.add(row.hash_part);
     }
     return present;
+  }
+
+  async listUpstreams(cache: string): Promise<UpstreamRecord[]> {
+    const rows = await this.#db.all<UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE cache = ?`, [cache]);
+    // Sorted here rather than by ORDER BY, which follows the database's collation.
+    return rows.map(upstreamFromRow).sort((a, b) => a.priority - b.priority || (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+  }
+
+  async setUpstreams(cache: string, upstreams: readonly Upstream[]): Promise<void> {
+    const wanted = new Map(upstreams.map((u) => [u.url, keysColumn(u)]));
+    if (wanted.size !== upstreams.length) throw new IndexConflictError(`cache ${cache}: an upstream URL is listed twice`);
+    await this.#db.transaction(async (tx) => {
+      const existing = await tx.all<UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE cache = ?`, [cache]);
+      for (const row of existing) {
+        // Deleting cascades to the presence answers; an upstream kept as it was keeps them.
+        if (wanted.get(row.url) !== row.public_keys) {
+          await tx.run('DELETE FROM upstreams WHERE cache = ? AND url = ?', [cache, row.url]);
+        }
+      }
+      for (const upstream of upstreams) {
+        await tx.run(
+          `INSERT INTO upstreams (${UPSTREAM_COLUMNS}) VALUES (?, ?, ?, ?)
+           ON CONFLICT (cache, url) DO UPDATE SET priority = excluded.priority`,
+          [cache, upstream.url, keysColumn(upstream), upstream.priority],
+        );
+      }
+    });
+  }
+
+  async getUpstreamPresence(cache: string, hashParts: readonly string[]): Promise<UpstreamPresence[]> {
+    const answers: UpstreamPresence[] = [];
+    for (const chunk of chunks([...new Set(hashParts)], IN_LIST_CHUNK)) {
+      const rows = await this.#db.all<PresenceRow>(
+        `SELECT url, hash_part, present, checked_at FROM upstream_presence
+         WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})`,
+        [cache, ...chunk],
+      );
+      answers.push(...rows.map(presenceFromRow));
+    }
+    return answers;
+  }
+
+  async recordUpstreamPresence(upstream: UpstreamRecord, answers: readonly PresenceAnswer[]): Promise<void> {
+    // One row per hash part (the last answer wins): PostgreSQL refuses to upsert a row twice in one statement.
+    const latest = [...new Map(answers.map((a) => [a.hashPart, a])).values()];
+    if (latest.length === 0) return;
+    await this.#db.transaction(async (tx) => {
+      const current = await tx.get<{ public_keys: string }>('SELECT public_keys FROM upstreams WHERE cache = ? AND url = ?', [
+        upstream.cache,
+        upstream.url,
+      ]);
+      if (current?.public_keys !== keysColumn(upstream)) return;
+      for (const chunk of chunks(latest, PRESENCE_INSERT_CHUNK)) {
+        await tx.run(
+          `INSERT INTO upstream_presence (cache, url, hash_part, present, checked_at)
+           VALUES ${chunk.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+           ON CONFLICT (cache, url, hash_part) DO UPDATE SET present = excluded.present, checked_at = excluded.checked_at`,
+          chunk.flatMap((a) => [upstream.cache, upstream.url, a.hashPart, a.present ? 1 : 0, a.checkedAt]),
+        );
+      }
+    });
   }
 
   close(): Promise<void> {

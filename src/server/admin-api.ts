@@ -1,10 +1,18 @@
-// The JSON admin API under /api/v1/: caches, keys, tokens, and the batched
-// `missing` query the push client uses. The CLI is a thin client of it.
+// The JSON admin API under /api/v1/: caches, their keys and upstreams, tokens,
+// and the batched `missing` query the push client uses. The CLI is a thin client of it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheRecord, KeyRecord, Permission, TokenRecord } from '../index/cache-index.ts';
+import type { CacheRecord, KeyRecord, Permission, TokenRecord, UpstreamRecord } from '../index/cache-index.ts';
 import { parseStorePath } from '../nix/store-path.ts';
-import { createCache, retireKey, rotateKey, trustedPublicKeys, updateCache, type CacheSettings } from '../services/cache-admin.ts';
+import {
+  createCache,
+  retireKey,
+  rotateKey,
+  setUpstreams,
+  trustedPublicKeys,
+  updateCache,
+  type CacheSettings,
+} from '../services/cache-admin.ts';
 import type { Larder } from '../services/larder.ts';
 import { Rejection } from '../services/rejection.ts';
 import { grants, isPermission, isServerAdmin } from '../services/tokens.ts';
@@ -20,8 +28,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-function cacheJson(cache: CacheRecord, publicKeys: string[]) {
-  return { name: cache.name, public: cache.public, priority: cache.priority, compression: cache.compression, createdAt: cache.createdAt, publicKeys };
+function upstreamJson(upstream: UpstreamRecord) {
+  return { url: upstream.url, publicKeys: upstream.publicKeys, priority: upstream.priority };
+}
+
+async function cacheJson(larder: Larder, cache: CacheRecord) {
+  return {
+    name: cache.name,
+    public: cache.public,
+    priority: cache.priority,
+    compression: cache.compression,
+    mirror: cache.mirror,
+    createdAt: cache.createdAt,
+    publicKeys: await trustedPublicKeys(larder, cache.name),
+    upstreams: (await larder.index.listUpstreams(cache.name)).map(upstreamJson),
+  };
 }
 
 function keyJson(key: KeyRecord) {
@@ -48,6 +69,8 @@ const ROUTES = [
   'PATCH caches/:cache',
   'DELETE caches/:cache',
   'POST caches/:cache/missing',
+  'GET caches/:cache/upstreams',
+  'PUT caches/:cache/upstreams',
   'GET caches/:cache/keys',
   'POST caches/:cache/keys/rotate',
   'POST caches/:cache/keys/:key/retire',
@@ -92,13 +115,15 @@ async function objectBody(req: IncomingMessage): Promise<Body> {
 }
 
 function settingsOf(body: Body): Partial<CacheSettings> {
-  const settings: { public?: boolean; priority?: number; compression?: string } = {};
+  const settings: { public?: boolean; priority?: number; compression?: string; mirror?: boolean } = {};
   const isPublic = field<boolean>(body, 'public', 'boolean');
   const priority = field<number>(body, 'priority', 'number');
   const compression = field<string>(body, 'compression', 'string');
+  const mirror = field<boolean>(body, 'mirror', 'boolean');
   if (isPublic !== undefined) settings.public = isPublic;
   if (priority !== undefined) settings.priority = priority;
   if (compression !== undefined) settings.compression = compression;
+  if (mirror !== undefined) settings.mirror = mirror;
   return settings;
 }
 
@@ -136,23 +161,23 @@ export class AdminApi {
       case 'GET caches': {
         if (!principal) throw unauthorized('a token is needed to list caches');
         const caches = (await larder.index.listCaches()).filter((c) => isServerAdmin(principal) || grants(principal, c.name, 'read'));
-        return sendJson(res, 200, await Promise.all(caches.map(async (c) => cacheJson(c, await trustedPublicKeys(larder, c.name)))));
+        return sendJson(res, 200, await Promise.all(caches.map((c) => cacheJson(larder, c))));
       }
       case 'POST caches': {
         needServerAdmin();
         const body = await objectBody(req);
         const cache = await createCache(larder, field<string>(body, 'name', 'string', true), settingsOf(body));
-        return sendJson(res, 201, cacheJson(cache, await trustedPublicKeys(larder, cache.name)));
+        return sendJson(res, 201, await cacheJson(larder, cache));
       }
       case 'GET caches/:cache': {
         const cache = await needCache('read');
-        return sendJson(res, 200, cacheJson(cache, await trustedPublicKeys(larder, cache.name)));
+        return sendJson(res, 200, await cacheJson(larder, cache));
       }
       case 'PATCH caches/:cache': {
         await needCache('admin');
         const cache = await updateCache(larder, cacheName!, settingsOf(await objectBody(req)));
         this.onCacheChanged(cache.name);
-        return sendJson(res, 200, cacheJson(cache, await trustedPublicKeys(larder, cache.name)));
+        return sendJson(res, 200, await cacheJson(larder, cache));
       }
       case 'DELETE caches/:cache': {
         needServerAdmin();
@@ -177,6 +202,15 @@ export class AdminApi {
         });
         const present = await larder.index.presentPaths(cacheName!, hashParts);
         return sendJson(res, 200, { missing: paths.filter((_, i) => !present.has(hashParts[i]!)) });
+      }
+      case 'GET caches/:cache/upstreams': {
+        await needCache('read');
+        return sendJson(res, 200, (await larder.index.listUpstreams(cacheName!)).map(upstreamJson));
+      }
+      case 'PUT caches/:cache/upstreams': {
+        await needCache('admin');
+        const upstreams = await setUpstreams(larder, cacheName!, await readJson(req, JSON_LIMIT));
+        return sendJson(res, 200, upstreams.map(upstreamJson));
       }
       case 'GET caches/:cache/keys': {
         await needCache('admin');

@@ -2,13 +2,14 @@
 // makes a new active key and leaves the old one published (still trusted by
 // clients) until it is retired, so a key change needs no flag day.
 
-import type { CacheIndex, CacheRecord, KeyRecord } from '../index/cache-index.ts';
+import type { CacheIndex, CacheRecord, KeyRecord, UpstreamRecord } from '../index/cache-index.ts';
 import { formatCacheInfo } from '../nix/cache-info.ts';
 import { isCompression } from '../nix/compression.ts';
 import { formatPublicKey, formatSecretKey, generateSecretKey } from '../nix/signing-key.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { cacheInfoKey } from '../storage/layout.ts';
 import { Rejection } from './rejection.ts';
+import { parseUpstreams } from './upstream-settings.ts';
 
 export interface AdminContext {
   readonly index: CacheIndex;
@@ -32,9 +33,10 @@ export interface CacheSettings {
   readonly public: boolean;
   readonly priority: number;
   readonly compression: string;
+  readonly mirror: boolean;
 }
 
-export const DEFAULT_CACHE_SETTINGS: CacheSettings = { public: false, priority: 40, compression: 'zstd' };
+export const DEFAULT_CACHE_SETTINGS: CacheSettings = { public: false, priority: 40, compression: 'zstd', mirror: false };
 
 function checkSettings(settings: Partial<CacheSettings>): void {
   if (settings.priority !== undefined && (!Number.isInteger(settings.priority) || settings.priority < 0 || settings.priority > 1000)) {
@@ -68,6 +70,14 @@ export async function updateCache(ctx: AdminContext, name: string, patch: Partia
   if (!cache) throw new Rejection('conflict', `no cache '${name}'`);
   await ctx.store.put(cacheInfoKey(name), cacheInfoText(ctx, cache));
   return cache;
+}
+
+/** Replaces the cache's upstreams with `value` (a request body), once all of it checks out. */
+export async function setUpstreams(ctx: Pick<AdminContext, 'index'>, cache: string, value: unknown): Promise<UpstreamRecord[]> {
+  const upstreams = parseUpstreams(value);
+  if (!(await ctx.index.getCache(cache))) throw new Rejection('conflict', `no cache '${cache}'`);
+  await ctx.index.setUpstreams(cache, upstreams);
+  return ctx.index.listUpstreams(cache);
 }
 
 function newKey(ctx: AdminContext, cache: string, generation: number): KeyRecord {

@@ -10,6 +10,7 @@ import { FilesystemStore } from '../storage/filesystem-store.ts';
 import { createCache, type AdminContext } from './cache-admin.ts';
 import type { PublishContext } from './publish.ts';
 import { Tokens } from './tokens.ts';
+import { UpstreamChecker } from './upstreams.ts';
 import { mkdir } from 'node:fs/promises';
 
 export interface LarderSettings {
@@ -35,6 +36,7 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
     storeDir: settings.storeDir,
     keyNamePrefix: settings.keyNamePrefix,
     maxNarSize: settings.maxNarSize,
+    upstreams: new UpstreamChecker(index, { storeDir: settings.storeDir }),
     close: async () => {
       await index.close();
       await store.close();

@@ -1,8 +1,9 @@
 // Uploads, verified on the way in (architecture invariants 2–4): a NAR is
 // hashed, decompressed, parsed and counted in one streaming pass and published
 // only when it checks out; a narinfo becomes visible only when it agrees with
-// its stored NAR and every reference is already in the cache, and it is signed
-// here with the cache's active keys.
+// its stored NAR and every reference is already in the cache (or, failing
+// that, in one of the cache's upstreams), and it is signed here with the
+// cache's active keys.
 
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -18,7 +19,7 @@ import { NarVerifier } from '../nix/nar-decoder.ts';
 import { formatNarInfo, NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { encodeNix32, isNix32 } from '../nix/nix32.ts';
 import { parseSecretKey } from '../nix/signing-key.ts';
-import { storePathBase } from '../nix/store-path.ts';
+import { storePathBase, type StorePath } from '../nix/store-path.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { narInfoKey, narKey, narUrl } from '../storage/layout.ts';
 import { Rejection } from './rejection.ts';
@@ -29,6 +30,20 @@ export interface PublishContext {
   readonly storeDir: string;
   /** Largest compressed NAR accepted, in bytes. */
   readonly maxNarSize: number;
+  /** Where references missing from a cache may be found instead; none when absent. */
+  readonly upstreams?: UpstreamLookup;
+}
+
+/** The cache's upstreams, as services/upstreams.ts asks them over HTTP. */
+export interface UpstreamLookup {
+  findPresent(cache: string, hashParts: readonly string[]): Promise<UpstreamFindings>;
+}
+
+export interface UpstreamFindings {
+  /** The URLs of the cache's upstreams, for messages. */
+  readonly upstreams: readonly string[];
+  /** The hash parts one of them holds, signed by a key trusted for it. */
+  readonly present: ReadonlySet<string>;
 }
 
 const NAR_FILE = /^([0-9a-z]{52})\.nar(\.[a-z0-9]+)?$/;
@@ -147,15 +162,10 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
   }
   checkAgainstNar(info, nar);
 
-  const referenceHashes = info.references.map((r) => r.hashPart).filter((h) => h !== hashPart);
-  const present = await ctx.index.presentPaths(cache, referenceHashes);
-  const missing = info.references.filter((r) => r.hashPart !== hashPart && !present.has(r.hashPart)).map(storePathBase);
-  if (missing.length > 0) {
-    throw new Rejection('conflict', `field References: not in cache ${cache}: ${missing.join(' ')}; upload references first`);
-  }
-
+  // Before the references: an identical re-upload changes nothing, even if an upstream lost a reference since.
   const existing = await ctx.index.getPath(cache, hashPart);
   if (existing) return sameAsExisting(ctx, info, existing.narinfo, base, cache);
+  await checkReferences(ctx, cache, info);
 
   const keys = (await ctx.index.listKeys(cache)).filter((k) => k.state === 'active').map((k) => parseSecretKey(k.secretKey));
   // The stored NAR's facts are authoritative: fill in what the client left out.
@@ -178,6 +188,24 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
     if (winner) return sameAsExisting(ctx, info, winner.narinfo, base, cache);
   }
   return { narinfo, created };
+}
+
+/** Every reference is in the cache or, failing that, in one of its upstreams. */
+async function checkReferences(ctx: PublishContext, cache: string, info: NarInfo): Promise<void> {
+  const others = info.references.filter((r) => r.hashPart !== info.storePath.hashPart);
+  const present = await ctx.index.presentPaths(cache, others.map((r) => r.hashPart));
+  let missing: readonly StorePath[] = others.filter((r) => !present.has(r.hashPart));
+  if (missing.length === 0) return;
+  let elsewhere = '';
+  if (ctx.upstreams) {
+    const found = await ctx.upstreams.findPresent(cache, missing.map((r) => r.hashPart));
+    missing = missing.filter((r) => !found.present.has(r.hashPart));
+    if (found.upstreams.length > 0) elsewhere = ` (nor in its upstreams ${found.upstreams.join(' ')})`;
+  }
+  if (missing.length > 0) {
+    const bases = missing.map(storePathBase).join(' ');
+    throw new Rejection('conflict', `field References: not in cache ${cache}: ${bases}${elsewhere}; upload references first`);
+  }
 }
 
 function checkAgainstNar(info: NarInfo, nar: NarRecord): void {

@@ -14,6 +14,7 @@ import {
   type NarRecord,
   type PathRecord,
   type TokenRecord,
+  type Upstream,
 } from '../../src/index/cache-index.ts';
 import { MIGRATIONS, migrate } from '../../src/index/migrations.ts';
 import type { SqlDriver, SqlValue } from '../../src/index/sql-driver.ts';
@@ -50,7 +51,7 @@ function hashPart(seed: string): string {
 }
 
 function cacheRecord(name: string, overrides: Partial<CacheRecord> = {}): CacheRecord {
-  return { name, public: false, priority: 40, compression: 'zstd', createdAt: 1_700_000_000_000, ...overrides };
+  return { name, public: false, priority: 40, compression: 'zstd', mirror: false, createdAt: 1_700_000_000_000, ...overrides };
 }
 
 function keyRecord(cache: string, name: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
@@ -140,6 +141,26 @@ test('caches are created, read, listed by name, updated field by field and delet
   assert.deepEqual(await index.listCaches(), [cacheRecord('zeta')]);
 });
 
+test('mirror is stored with the cache, off by default, and updated like the other settings', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('plain'));
+  await index.createCache(cacheRecord('proxy', { mirror: true }));
+  assert.equal((await index.getCache('plain'))?.mirror, false);
+  assert.equal((await index.getCache('proxy'))?.mirror, true);
+  assert.deepEqual(await index.updateCache('plain', { mirror: true }), cacheRecord('plain', { mirror: true }));
+  assert.deepEqual(await index.updateCache('proxy', { mirror: false, priority: 5 }), cacheRecord('proxy', { priority: 5 }));
+});
+
+test('a cache written by schema version 1 reads as not a mirror, with no upstreams', async (t) => {
+  const file = tempDbFile(t);
+  const raw = openRaw(t, file);
+  await migrate(raw, MIGRATIONS.filter((m) => m.version === 1));
+  await raw.run('INSERT INTO caches (name, is_public, priority, compression, created_at) VALUES (?, ?, ?, ?, ?)', ['old', 1, 40, 'xz', 5]);
+  const index = await openIndex(t, file);
+  assert.deepEqual(await index.getCache('old'), cacheRecord('old', { public: true, compression: 'xz', createdAt: 5 }));
+  assert.deepEqual(await index.listUpstreams('old'), []);
+});
+
 test('a second cache of the same name is an IndexConflictError and changes nothing', async (t) => {
   const index = await openIndex(t);
   await index.createCache(cacheRecord('main', { priority: 30 }));
@@ -160,11 +181,17 @@ test('deleting a cache deletes its keys, tokens, NARs, paths and references, and
     await index.putPath(pathRecord(name, 'top', [hashPart('dep'), hashPart('top')]));
   }
   await index.createToken(tokenRecord('admin-token', null));
+  for (const name of ['doomed', 'kept']) {
+    await index.setUpstreams(name, [upstream('https://up.example')]);
+    await index.recordUpstreamPresence({ cache: name, ...upstream('https://up.example') }, [
+      { hashPart: hashPart('dep'), present: true, checkedAt: 1 },
+    ]);
+  }
 
   assert.equal(await countRows(raw, 'refs', 'doomed'), 2);
   assert.equal(await index.deleteCache('doomed'), true);
 
-  for (const table of ['keys', 'tokens', 'nars', 'paths', 'refs']) {
+  for (const table of ['keys', 'tokens', 'nars', 'paths', 'refs', 'upstreams', 'upstream_presence']) {
     assert.equal(await countRows(raw, table, 'doomed'), 0, table);
   }
   assert.deepEqual(await index.listKeys('doomed'), []);
@@ -179,6 +206,8 @@ test('deleting a cache deletes its keys, tokens, NARs, paths and references, and
   );
   assert.deepEqual(await index.getPath('kept', hashPart('top')), pathRecord('kept', 'top', [hashPart('dep'), hashPart('top')].sort()));
   assert.equal(await countRows(raw, 'refs', 'kept'), 2);
+  assert.equal((await index.listUpstreams('kept')).length, 1);
+  assert.equal((await index.getUpstreamPresence('kept', [hashPart('dep')])).length, 1);
 });
 
 test('keys are added per cache, listed oldest first, and change state', async (t) => {
@@ -416,7 +445,7 @@ test('worker processes starting at once on a fresh file all get a migrated index
     // Start together, so that they race on creating the schema.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(startAt) - Date.now())));
     const index = await openSqliteIndex(file);
-    await index.createCache({ name, public: false, priority: 40, compression: 'zstd', createdAt: 0 });
+    await index.createCache({ name, public: false, priority: 40, compression: 'zstd', mirror: false, createdAt: 0 });
     await index.close();
   `;
   const names = ['w0', 'w1', 'w2', 'w3', 'w4', 'w5'];
@@ -438,4 +467,103 @@ test('worker processes starting at once on a fresh file all get a migrated index
     rows.map((r) => r.version),
     MIGRATIONS.map((m) => m.version),
   );
+});
+
+function upstream(url: string, overrides: Partial<Upstream> = {}): Upstream {
+  return { url, publicKeys: [`${new URL(url).hostname}-1:${'A'.repeat(43)}=`], priority: 40, ...overrides };
+}
+
+test('upstreams are listed by priority then URL, per cache, and replaced as a whole', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const b = upstream('https://b.example', { priority: 10 });
+  const a = upstream('https://a.example', { priority: 10, publicKeys: ['k-1:x', 'k-2:y'] });
+  const c = upstream('http://c.example/sub/cache', { priority: 5 });
+  await index.setUpstreams('main', [b, a, c]);
+  await index.setUpstreams('other', [upstream('https://b.example', { priority: 99 })]);
+
+  assert.deepEqual(await index.listUpstreams('main'), [c, a, b].map((u) => ({ cache: 'main', ...u })));
+  assert.deepEqual(await index.listUpstreams('other'), [{ cache: 'other', ...upstream('https://b.example', { priority: 99 }) }]);
+  assert.deepEqual(await index.listUpstreams('nope'), []);
+
+  await index.setUpstreams('main', [{ ...b, priority: 1 }]);
+  assert.deepEqual(await index.listUpstreams('main'), [{ cache: 'main', ...b, priority: 1 }]);
+  await index.setUpstreams('main', []);
+  assert.deepEqual(await index.listUpstreams('main'), []);
+  assert.equal((await index.listUpstreams('other')).length, 1, 'other caches are untouched');
+});
+
+test('an upstream listed twice or for a missing cache is refused, and nothing changes', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  const a = upstream('https://a.example');
+  await index.setUpstreams('main', [a]);
+  await assert.rejects(index.setUpstreams('main', [upstream('https://b.example'), upstream('https://b.example')]), IndexConflictError);
+  assert.deepEqual(await index.listUpstreams('main'), [{ cache: 'main', ...a }]);
+  await assert.rejects(index.setUpstreams('nope', [a]), /FOREIGN KEY/);
+});
+
+test('presence answers are remembered per upstream, the latest winning, in batches of any size', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  await index.createCache(cacheRecord('other'));
+  const [a, b] = [upstream('https://a.example'), upstream('https://b.example')];
+  await index.setUpstreams('main', [a, b]);
+  await index.setUpstreams('other', [a]);
+  const many = Array.from({ length: 1000 }, (_, i) => ({ hashPart: hashPart(`p-${i}`), present: i % 2 === 0, checkedAt: i }));
+
+  await index.recordUpstreamPresence({ cache: 'main', ...a }, [...many, { hashPart: hashPart('p-1'), present: true, checkedAt: 7777 }]);
+  await index.recordUpstreamPresence({ cache: 'main', ...b }, [{ hashPart: hashPart('p-0'), present: false, checkedAt: 5 }]);
+  const answers = await index.getUpstreamPresence('main', [hashPart('p-0'), hashPart('p-1'), hashPart('absent')]);
+  const sorted = answers.sort((x, y) => (x.url + x.hashPart < y.url + y.hashPart ? -1 : 1));
+  assert.deepEqual(
+    sorted,
+    [
+      { url: a.url, hashPart: hashPart('p-0'), present: true, checkedAt: 0 },
+      { url: a.url, hashPart: hashPart('p-1'), present: true, checkedAt: 7777 },
+      { url: b.url, hashPart: hashPart('p-0'), present: false, checkedAt: 5 },
+    ].sort((x, y) => (x.url + x.hashPart < y.url + y.hashPart ? -1 : 1)),
+  );
+  assert.equal((await index.getUpstreamPresence('main', many.map((m) => m.hashPart))).filter((r) => r.url === a.url).length, 1000);
+  assert.deepEqual(await index.getUpstreamPresence('other', [hashPart('p-0')]), [], 'answers belong to one cache');
+
+  await index.recordUpstreamPresence({ cache: 'main', ...a }, [{ hashPart: hashPart('p-0'), present: false, checkedAt: 9 }]);
+  const again = await index.getUpstreamPresence('main', [hashPart('p-0')]);
+  assert.deepEqual(again.find((r) => r.url === a.url), { url: a.url, hashPart: hashPart('p-0'), present: false, checkedAt: 9 });
+  await index.recordUpstreamPresence({ cache: 'main', ...a }, []);
+});
+
+test('replacing upstreams keeps the answers of an upstream kept as it was, and drops the rest', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  const [a, b, c] = [upstream('https://a.example'), upstream('https://b.example'), upstream('https://c.example')];
+  await index.setUpstreams('main', [a, b, c]);
+  for (const u of [a, b, c]) {
+    await index.recordUpstreamPresence({ cache: 'main', ...u }, [{ hashPart: hashPart('p'), present: true, checkedAt: 1 }]);
+  }
+  const urls = async () => (await index.getUpstreamPresence('main', [hashPart('p')])).map((r) => r.url).sort();
+  assert.deepEqual(await urls(), [a.url, b.url, c.url]);
+
+  // a: new priority only; b: other keys; c: removed.
+  const rekeyed = { ...b, publicKeys: ['other-1:key'] };
+  await index.setUpstreams('main', [{ ...a, priority: 1 }, rekeyed]);
+  assert.deepEqual(await urls(), [a.url]);
+  assert.deepEqual(await index.listUpstreams('main'), [
+    { cache: 'main', ...a, priority: 1 },
+    { cache: 'main', ...rekeyed },
+  ]);
+});
+
+test('an answer checked under keys since replaced, or for an upstream since removed, is dropped', async (t) => {
+  const index = await openIndex(t);
+  await index.createCache(cacheRecord('main'));
+  const a = upstream('https://a.example');
+  await index.setUpstreams('main', [{ ...a, publicKeys: ['new-1:key'] }]);
+  await index.recordUpstreamPresence({ cache: 'main', ...a }, [{ hashPart: hashPart('p'), present: true, checkedAt: 1 }]);
+  assert.deepEqual(await index.getUpstreamPresence('main', [hashPart('p')]), []);
+  await index.recordUpstreamPresence({ cache: 'main', ...upstream('https://gone.example') }, [
+    { hashPart: hashPart('p'), present: true, checkedAt: 1 },
+  ]);
+  assert.deepEqual(await index.getUpstreamPresence('main', [hashPart('p')]), []);
 });
