@@ -102,14 +102,13 @@ export async function receiveNar(ctx: PublishContext, cache: string, fileName: s
         for await (const chunk of source) verifier.push(chunk);
       },
     );
-    writer.stream.end();
-    await finished(writer.stream);
 
     const actual = encodeNix32(fileHasher.digest());
     if (actual !== fileHash) {
       throw new Rejection('mismatch', `FileHash: the URL names sha256:${fileHash} but the body hashes to sha256:${actual}`);
     }
     const { narHash, narSize } = verifier.finish();
+    // Only now, verified, does the NAR become visible (for S3: the multipart upload completes).
     await writer.commit();
     const nar: NarRecord = {
       cache,

@@ -104,6 +104,9 @@ export class FilesystemStore implements BlobStore {
       throw unavailable('create a temporary file for', key, error);
     }
     const stream = createWriteStream('', { fd: handle, autoClose: false });
+    // Errors reach the writer through 'drain' waits and commit(); after abort() they are moot.
+    // Without a listener, a write failing after destroy() would crash the process.
+    stream.on('error', () => {});
     let done = false;
     const closeHandle = async () => {
       if (!done) {
