@@ -35,3 +35,36 @@ test('sizes and listen addresses', () => {
   assert.deepEqual(parseListen(':8080', 'x'), { host: '0.0.0.0', port: 8080 });
   assert.throws(() => parseListen('127.0.0.1:70000', 'x'));
 });
+
+test('storage and index tables, from larder.toml and LARDER_<TABLE>_<KEY>', () => {
+  const embedded = resolveConfig({ flags: { 'data-dir': '/srv/l' } });
+  assert.deepEqual(embedded.storage, { type: 'filesystem', path: '/srv/l/store' });
+  assert.deepEqual(embedded.index, { type: 'sqlite', path: '/srv/l/index.sqlite' });
+  const file = {
+    path: 'larder.toml',
+    values: {
+      storage: { type: 's3', endpoint: 'http://127.0.0.1:8080', bucket: 'nix', prefix: '/team/', 'path-style': true },
+      index: { type: 'postgres', url: 'postgres://larder@db/larder' },
+    },
+  };
+  const scaled = resolveConfig({ file, env: { LARDER_STORAGE_REGION: 'eu-central-1', LARDER_STORAGE_ACCESS_KEY_ID: 'AK', LARDER_STORAGE_SECRET_ACCESS_KEY: 'SK' } });
+  assert.deepEqual(scaled.storage, {
+    type: 's3',
+    endpoint: 'http://127.0.0.1:8080',
+    region: 'eu-central-1',
+    bucket: 'nix',
+    prefix: 'team',
+    pathStyle: true,
+    accessKeyId: 'AK',
+    secretAccessKey: 'SK',
+    storageClass: undefined,
+  });
+  assert.deepEqual(scaled.index, { type: 'postgres', url: 'postgres://larder@db/larder' });
+  assert.throws(() => resolveConfig({ env: { LARDER_STORAGE_TYPE: 's3' } }), { message: /^storage\.bucket \(LARDER_STORAGE_BUCKET\) is required/ });
+  assert.throws(() => resolveConfig({ env: { LARDER_INDEX_TYPE: 'mysql' } }), { message: /^LARDER_INDEX_TYPE: expected one of sqlite, postgres/ });
+  assert.throws(
+    () => resolveConfig({ env: { LARDER_STORAGE_TYPE: 's3', LARDER_STORAGE_BUCKET: 'b', LARDER_STORAGE_ACCESS_KEY_ID: 'AK' } }),
+    { message: /go together/ },
+  );
+  assert.throws(() => resolveConfig({ file: { path: 'l.toml', values: { storage: { buckett: 'x' } } } }), { message: /unknown setting 'storage\.buckett'/ });
+});
