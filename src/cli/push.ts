@@ -8,12 +8,14 @@ import type { Command } from 'commander';
 import { loadLogin } from '../client/credentials-store.ts';
 import { LocalNix, NixCommandError } from '../client/local-nix.ts';
 import { candidates } from '../client/push/candidates.ts';
+import { upstreamSkipper } from '../client/push/upstream-skip.ts';
 import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
 import { plainProgress, summaryJson, summaryLine, terminalProgress } from '../client/push/progress.ts';
 import { push, type PushEvents } from '../client/push/push.ts';
 import { UserError } from './user-error.ts';
 
 interface PushFlags {
+  skipUpstream?: string[];
   stdin?: boolean;
   buildDeps?: boolean;
   jobs?: string;
@@ -38,6 +40,13 @@ async function readStdinPaths(): Promise<string[]> {
   return paths;
 }
 
+/** The upstream URLs a cache declares (as `GET /api/v1/caches/<c>` shows them). */
+function declaredUpstreams(cache: Record<string, unknown>): string[] {
+  const list = cache.upstreams;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((u: unknown) => (typeof u === 'object' && u !== null && typeof (u as { url?: unknown }).url === 'string' ? [(u as { url: string }).url] : []));
+}
+
 export function registerPush(program: Command): void {
   program
     .command('push')
@@ -48,6 +57,7 @@ export function registerPush(program: Command): void {
     .option('--build-deps', 'also push build-time dependencies: the derivations and every output that exists locally')
     .option('--jobs <n>', 'NARs prepared and uploaded at once', String(Math.max(4, availableParallelism() * 2)))
     .option('--compression-level <n>', 'zstd level (1-19)', '3')
+    .option('--skip-upstream <url>', "skip paths this cache serves, signed by a key the local Nix trusts (repeatable; default: the cache's upstreams)", (url: string, list: string[] = []) => [...list, url.replace(/\/+$/, '')])
     .option('--token <token>', 'a token with write permission (default: $LARDER_TOKEN, then `larder login`)')
     .option('--json', 'print only a JSON summary')
     .action(async (cacheUrl: string, args: string[], flags: PushFlags) => {
@@ -71,11 +81,13 @@ export function registerPush(program: Command): void {
       const events: PushEvents = flags.json ? {} : (live ?? plainProgress((line) => process.stderr.write(`${line}\n`)));
       try {
         const paths = await candidates(nix, installables, flags.buildDeps ?? false);
+        const upstreams = flags.skipUpstream ?? declaredUpstreams(await endpoint.describe());
         const summary = await push({
           endpoint,
           storeDir: nix.storeDir,
           paths,
           jobs,
+          servedUpstream: upstreamSkipper(upstreams, upstreams.length ? await nix.trustedPublicKeys() : [], nix.storeDir),
           spool: { tempDir: tmpdir(), compressionLevel: level, memoryLimit: 8 * 1024 * 1024 },
           events,
         });

@@ -76,7 +76,9 @@ export class BinaryCacheProtocol {
     if (!reading && method !== 'PUT') throw new HttpError(405, `${method} is not supported here`, { Allow: 'GET, HEAD, PUT' });
     const cache = await this.cache(cacheName);
     const permission: Permission = reading ? 'read' : 'write';
-    requirePermission(await principalOf(this.larder.tokens, req), cache, permission);
+    // Reading a public cache needs no token, so a stale or foreign one (netrc entries match by
+    // host alone, whatever the port) must not turn a public read into a 401.
+    if (!(reading && cache.public)) requirePermission(await principalOf(this.larder.tokens, req), cache, permission);
     const resource = parseResource(rest);
     if (!resource) throw new HttpError(reading ? 404 : 400, `'${rest}' is not a binary cache file`);
     if (reading) await this.read(req, res, cache, resource);

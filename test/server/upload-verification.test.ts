@@ -240,6 +240,8 @@ test('upload verification', async (t) => {
     const info = await fetch(`${server.url}/open/nix-cache-info`);
     assert.equal(await info.text(), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 10\n');
     assert.equal((await fetch(`${server.url}/open/${randomHashPart()}.narinfo`)).status, 404);
+    const foreign = await fetch(`${server.url}/open/nix-cache-info`, { headers: { Authorization: 'Bearer ldr_from-another-server' } });
+    assert.equal(foreign.status, 200, 'a token unknown here does not spoil a public read');
     assert.equal((await fetch(`${server.url}/open/nix-cache-info`, { method: 'PUT', body: 'x' })).status, 401);
     assert.equal((await put(server, '../open/nix-cache-info', 'x')).status, 403, 'a token of main cannot write to open');
   });

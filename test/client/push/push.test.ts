@@ -202,3 +202,52 @@ test('installables from a flake, paths on stdin, and a live display on a termina
   assert.doesNotMatch(tty.stdout, /^pushed \/nix/m);
   assert.match(tty.stdout, /1 pushed, 0 already present/);
 });
+
+test('paths an upstream serves are skipped, and both substituters together give the whole closure', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const upstream = await startLarder(t, { env: { LARDER_KEY_NAME_PREFIX: 'upstream-' } });
+  const server = await startLarder(t, { env: { LARDER_KEY_NAME_PREFIX: 'team-' } });
+  const declared = await fetch(`${server.url}/api/v1/caches/main/upstreams`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${server.adminToken}` },
+    body: JSON.stringify([{ url: upstream.cacheUrl, publicKeys: [upstream.publicKey], priority: 40 }]),
+  });
+  assert.equal(declared.status, 200, await declared.clone().text());
+  // Upstreams are read anonymously, as cache.nixos.org is (and one netrc entry cannot tell two servers on 127.0.0.1 apart).
+  const opened = await fetch(`${upstream.url}/api/v1/caches/main`, {
+    method: 'PATCH',
+    headers: { Authorization: `Bearer ${upstream.adminToken}` },
+    body: JSON.stringify({ public: true }),
+  });
+  assert.equal(opened.status, 200);
+  // The pushing machine trusts the upstream's key, as a team member trusting cache.nixos.org would.
+  const nix = await nixEnv(t, [`trusted-public-keys = ${upstream.publicKey}`]);
+  const built = await nix.buildClosure([
+    { name: 'base', size: 50_000, random: true },
+    { name: 'lib', deps: ['base'], size: 1000 },
+    { name: 'app', deps: ['lib'], size: 1000 },
+  ]);
+  const [base, lib, app] = built.map((b) => b.out) as [string, string, string];
+  const toUpstream = await larder(['push', '--json', upstream.cacheUrl, lib], { ...nix.env, LARDER_TOKEN: upstream.writeToken });
+  assert.equal((JSON.parse(toUpstream.trim()) as Summary).pushed, 2);
+
+  const summary = await pushJson(nix, server, [app]);
+  assert.deepEqual([summary.pushed, summary.upstream, summary.present], [1, 2, 0], JSON.stringify(summary));
+  assert.equal(await inCache(server, base), false);
+  assert.equal(await inCache(server, lib), false);
+  assert.ok(await inCache(server, app));
+
+  const netrc = join(nix.dir, 'netrc');
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(netrc, `machine 127.0.0.1 password ${server.writeToken}\n`);
+  await nix.deleteLocally([app]);
+  await nix.run('nix-store', ['--realise', app], {
+    env: nix.withConfig([
+      `substituters = ${server.cacheUrl} ${upstream.cacheUrl}`,
+      'require-sigs = true',
+      `trusted-public-keys = ${server.publicKey} ${upstream.publicKey}`,
+      `netrc-file = ${netrc}`,
+    ]),
+  });
+  for (const path of [base, lib, app]) assert.ok(await nix.isValid(path), path);
+});
