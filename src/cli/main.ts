@@ -8,6 +8,7 @@ import { registerKey } from './key.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerLogin } from './login.ts';
 import { registerPush } from './push.ts';
+import { registerReindex } from './reindex.ts';
 import { registerQueue, registerWatch } from './watch.ts';
 import { registerServe } from './serve.ts';
 import { registerToken } from './token.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerKeygen(program);
   registerServe(program);
   registerPush(program);
+  registerReindex(program);
   registerQueue(program);
   registerWatch(program);
   registerCache(program);

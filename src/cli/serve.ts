@@ -7,10 +7,11 @@ import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { netrcLine, nixConfLines } from '../client/nix-config.ts';
-import { ConfigError, loadConfig, type ServerConfig } from '../config/config.ts';
+import type { ServerConfig } from '../config/config.ts';
 import { trustedPublicKeys } from '../services/cache-admin.ts';
-import { initializeIfEmpty, openEmbeddedLarder, type FirstStart, type Larder } from '../services/larder.ts';
+import { initializeIfEmpty, type FirstStart, type Larder } from '../services/larder.ts';
 import { createLarderServer } from '../server/server.ts';
+import { openLarder, serverConfig } from './server-config.ts';
 import { UserError } from './user-error.ts';
 
 interface ServeFlags {
@@ -29,30 +30,12 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'larder.toml settings file')
     .option('--workers <n>', 'processes serving the same port (default 1)')
     .action(async (flags: ServeFlags) => {
-      let config: ServerConfig;
-      try {
-        config = await loadConfig({
-          ...(flags.config !== undefined && { configFile: flags.config }),
-          env: process.env,
-          flags: { listen: flags.listen, 'data-dir': flags.data, workers: flags.workers },
-        });
-      } catch (error) {
-        if (error instanceof ConfigError) throw new UserError(error.message);
-        throw error;
-      }
+      const config = await serverConfig(flags.config, { listen: flags.listen, 'data-dir': flags.data, workers: flags.workers });
       if (cluster.isWorker) await runWorker(config);
       else await runPrimary(config);
     });
 }
 
-function openLarder(config: ServerConfig): Promise<Larder> {
-  return openEmbeddedLarder(config.dataDir, {
-    storeDir: config.storeDir,
-    keyNamePrefix: config.keyNamePrefix,
-    maxNarSize: config.maxNarSize,
-    maxSmallBodySize: config.maxBodySize,
-  });
-}
 
 async function listen(larder: Larder, config: ServerConfig): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createLarderServer(larder);

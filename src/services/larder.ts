@@ -3,6 +3,7 @@
 
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ServerConfig } from '../config/config.ts';
 import type { CacheIndex } from '../index/cache-index.ts';
 import { openSqliteIndex } from '../index/sql-index.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
@@ -42,6 +43,16 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
       await store.close();
     },
   };
+}
+
+/** The larder a configuration describes (for now: SQLite and a directory). */
+export async function openConfiguredLarder(config: ServerConfig): Promise<Larder> {
+  return openEmbeddedLarder(config.dataDir, {
+    storeDir: config.storeDir,
+    keyNamePrefix: config.keyNamePrefix,
+    maxNarSize: config.maxNarSize,
+    maxSmallBodySize: config.maxBodySize,
+  });
 }
 
 /** Embedded defaults: a SQLite index and a filesystem store under one directory. */

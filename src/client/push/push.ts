@@ -12,7 +12,8 @@ import { parseStorePath } from '../../nix/store-path.ts';
 import type { LocalPathInfo } from '../local-nix.ts';
 import type { CacheEndpoint } from './cache-endpoint.ts';
 import { spoolNar, type SpoolOptions } from './nar-spool.ts';
-import { CommitGate, dependencyOrder } from './push-order.ts';
+import { dependencyOrder } from '../../nix/closure-order.ts';
+import { CommitGate } from './push-order.ts';
 
 export interface PushEvents {
   planned?(plan: { total: number; present: number; upstream: number; toPush: number; narBytes: number }): void;

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { CommitGate, dependencyOrder } from '../../../src/client/push/push-order.ts';
+import { CommitGate } from '../../../src/client/push/push-order.ts';
+import { dependencyOrder } from '../../../src/nix/closure-order.ts';
 
 test('dependencies come first, whatever the input order; self-references and outside references are ignored', () => {
   const nodes = [
