@@ -7,6 +7,7 @@ import { registerCache } from './cache.ts';
 import { registerKey } from './key.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerLogin } from './login.ts';
+import { registerMigrate } from './migrate.ts';
 import { registerPush } from './push.ts';
 import { registerReindex } from './reindex.ts';
 import { registerQueue, registerWatch } from './watch.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerToken(program);
   registerLogin(program);
   registerUse(program);
+  registerMigrate(program);
   return program;
 }
 

@@ -146,6 +146,16 @@ export interface CacheIndex {
    */
   recordUpstreamPresence(upstream: UpstreamRecord, answers: readonly PresenceAnswer[]): Promise<void>;
 
+  /**
+   * Takes the lease `name` for `holder` (a replica's unique id) for `ttlMs` from now, for a job
+   * that must run on one replica at a time. True when `holder` has it now: it was free or
+   * expired, or `holder` already had it and this renews it. False while another holds it.
+   * Expiry is by the clocks of the replicas, so a TTL must dwarf their skew.
+   */
+  acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up at once; false when `holder` did not hold it. */
+  releaseLease(name: string, holder: string): Promise<boolean>;
+
   close(): Promise<void>;
 }
 

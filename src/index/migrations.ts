@@ -102,36 +102,77 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX upstream_presence_by_path ON upstream_presence (cache, hash_part);
     `,
   },
+  {
+    version: 3,
+    description: 'leases: jobs that run on one replica at a time',
+    // expires_at in milliseconds by the holder's clock: a lease's TTL must dwarf clock skew.
+    sql: `
+      CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
-/**
- * Brings the schema up to date, one transaction per missing migration. Each migration first
- * claims its version row, so of several processes starting at once one applies it and the
- * others, once the claim commits, find it done.
- */
-export async function migrate(driver: SqlDriver, migrations: readonly Migration[] = MIGRATIONS): Promise<void> {
-  await driver.exec(`
-    CREATE TABLE IF NOT EXISTS schema_migrations (
-      version INTEGER PRIMARY KEY,
-      description TEXT NOT NULL,
-      applied_at BIGINT NOT NULL
-    )
-  `);
-  const rows = await driver.all<{ version: number }>('SELECT version FROM schema_migrations');
-  const applied = new Set(rows.map((row) => row.version));
-  const known = Math.max(0, ...migrations.map((m) => m.version));
-  const newest = Math.max(0, ...applied);
-  if (newest > known) {
-    throw new Error(`the index schema is at version ${newest}, newer than this larder knows (${known}); upgrade larder`);
+/** The database was migrated by a newer larder: this one must not touch it. */
+export class SchemaTooNewError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchemaTooNewError';
   }
-  const missing = migrations.filter((m) => !applied.has(m.version)).sort((a, b) => a.version - b.version);
-  for (const migration of missing) {
-    await driver.transaction(async (tx) => {
+}
+
+export interface MigrationResult {
+  /** The schema version the database is at now. */
+  readonly version: number;
+  /** The versions this run applied, oldest first; empty when the schema was up to date. */
+  readonly applied: readonly number[];
+}
+
+/**
+ * Brings the schema up to date in one transaction holding the driver's migration lock, so
+ * that of several processes starting at once one applies the missing migrations and the
+ * others then find them done. Each migration also claims its version row before it runs,
+ * so that even a process that read the versions too early cannot apply one twice.
+ */
+export async function migrate(driver: SqlDriver, migrations: readonly Migration[] = MIGRATIONS): Promise<MigrationResult> {
+  return driver.withMigrationLock(async (tx) => {
+    await tx.exec(`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        applied_at BIGINT NOT NULL
+      )
+    `);
+    const rows = await tx.all<{ version: number }>('SELECT version FROM schema_migrations');
+    const applied = new Set(rows.map((row) => row.version));
+    const known = Math.max(0, ...migrations.map((m) => m.version));
+    const newest = Math.max(0, ...applied);
+    if (newest > known) {
+      throw new SchemaTooNewError(
+        `the index schema is at version ${newest}, newer than this larder knows (${known}); upgrade larder`,
+      );
+    }
+    const missing = migrations.filter((m) => !applied.has(m.version)).sort((a, b) => a.version - b.version);
+    const done: number[] = [];
+    for (const migration of missing) {
       const claimed = await tx.run(
         'INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
         [migration.version, migration.description, Date.now()],
       );
-      if (claimed.changes === 1) await tx.exec(migration.sql);
-    });
-  }
+      if (claimed.changes === 1) {
+        await tx.exec(migration.sql);
+        done.push(migration.version);
+      }
+    }
+    return { version: Math.max(newest, ...missing.map((m) => m.version)), applied: done };
+  });
+}
+
+/** The schema version of a migrated database; 0 before the first migration. */
+export async function schemaVersion(driver: SqlDriver): Promise<number> {
+  const row = await driver.get<{ version: number | null }>('SELECT max(version) AS version FROM schema_migrations');
+  return row?.version ?? 0;
 }

@@ -1,7 +1,9 @@
 // The narrow seam between the index's SQL and a database engine. The index's
 // SQL is written once with `?` placeholders in the dialect both engines
 // accept; a driver binds it, maps engine errors to IndexUnavailableError /
-// IndexConflictError, and hands integers back as JS numbers.
+// IndexConflictError, and hands integers back as JS numbers. What differs
+// between the engines beyond that (the migration lock) is a driver method, not
+// a second copy of a statement.
 
 /** What a query binds and returns: booleans are 0/1, times and sizes are integers. */
 export type SqlValue = string | number | null;
@@ -19,6 +21,14 @@ export interface SqlDriver {
    * throws. Statements must go through `tx`; called on `tx`, joins the open transaction.
    */
   transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one write transaction that also holds the schema-migration lock, so that of
+   * several processes migrating one database at once, one runs at a time and the others then
+   * find the work done: an advisory lock on PostgreSQL, the write lock of BEGIN IMMEDIATE on
+   * SQLite. Called on `tx`, takes the lock inside the open transaction.
+   */
+  withMigrationLock<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
+  /** Ends the connection(s); closing again does nothing. */
   close(): Promise<void>;
 }
 

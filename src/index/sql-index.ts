@@ -16,7 +16,8 @@ import {
   type UpstreamPresence,
   type UpstreamRecord,
 } from './cache-index.ts';
-import { migrate } from './migrations.ts';
+import { migrate, schemaVersion } from './migrations.ts';
+import { openPostgres, type PostgresOptions } from './postgres-driver.ts';
 import type { SqlDriver, SqlValue } from './sql-driver.ts';
 import { openSqlite, type SqliteOptions } from './sqlite-driver.ts';
 
@@ -215,18 +216,40 @@ function placeholders(count: number): string {
   return Array.from({ length: count }, () => '?').join(', ');
 }
 
+/** Code-unit order, the same on every database whatever its collation. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const result: T[][] = [];
   for (let i = 0; i < items.length; i += size) result.push(items.slice(i, i + size));
   return result;
 }
 
+export interface SqlIndexOptions {
+  /** The clock leases expire by; default Date.now. */
+  readonly now?: () => number;
+}
+
 export class SqlIndex implements CacheIndex {
   readonly #db: SqlDriver;
+  readonly #now: () => number;
 
   /** `db` must already be migrated; see `migrate`. */
-  constructor(db: SqlDriver) {
+  constructor(db: SqlDriver, options: SqlIndexOptions = {}) {
     this.#db = db;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The engine behind this index. */
+  get dialect(): SqlDriver['dialect'] {
+    return this.#db.dialect;
+  }
+
+  /** The version of the schema the database is at. */
+  schemaVersion(): Promise<number> {
+    return schemaVersion(this.#db);
   }
 
   async createCache(cache: CacheRecord): Promise<void> {
@@ -239,8 +262,9 @@ export class SqlIndex implements CacheIndex {
   }
 
   async listCaches(): Promise<CacheRecord[]> {
-    const rows = await this.#db.all<CacheRow>(`SELECT ${CACHE_COLUMNS} FROM caches ORDER BY name`);
-    return rows.map(cacheFromRow);
+    // Sorted here rather than by ORDER BY, which follows the database's collation.
+    const rows = await this.#db.all<CacheRow>(`SELECT ${CACHE_COLUMNS} FROM caches`);
+    return rows.map(cacheFromRow).sort((a, b) => compareText(a.name, b.name));
   }
 
   async updateCache(
@@ -284,11 +308,8 @@ export class SqlIndex implements CacheIndex {
   }
 
   async listKeys(cache: string): Promise<KeyRecord[]> {
-    const rows = await this.#db.all<KeyRow>(
-      `SELECT ${KEY_COLUMNS} FROM keys WHERE cache = ? ORDER BY created_at, name`,
-      [cache],
-    );
-    return rows.map(keyFromRow);
+    const rows = await this.#db.all<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys WHERE cache = ?`, [cache]);
+    return rows.map(keyFromRow).sort((a, b) => a.createdAt - b.createdAt || compareText(a.name, b.name));
   }
 
   async setKeyState(cache: string, name: string, state: KeyState): Promise<boolean> {
@@ -308,9 +329,9 @@ export class SqlIndex implements CacheIndex {
   async listTokens(cache?: string): Promise<TokenRecord[]> {
     const rows =
       cache === undefined
-        ? await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`)
-        : await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE cache = ? ORDER BY created_at, id`, [cache]);
-    return rows.map(tokenFromRow);
+        ? await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens`)
+        : await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE cache = ?`, [cache]);
+    return rows.map(tokenFromRow).sort((a, b) => a.createdAt - b.createdAt || compareText(a.id, b.id));
   }
 
   async revokeToken(id: string, at: number): Promise<boolean> {
@@ -389,6 +410,10 @@ export class SqlIndex implements CacheIndex {
     const wanted = new Map(upstreams.map((u) => [u.url, keysColumn(u)]));
     if (wanted.size !== upstreams.length) throw new IndexConflictError(`cache ${cache}: an upstream URL is listed twice`);
     await this.#db.transaction(async (tx) => {
+      // Replacements of one cache's upstreams run one at a time: a no-op UPDATE locks the cache's
+      // row until commit on PostgreSQL (SQLite's transaction holds the write lock anyway), so that
+      // two replacing at once leave one list or the other, never a mix of both.
+      await tx.run('UPDATE caches SET mirror = mirror WHERE name = ?', [cache]);
       const existing = await tx.all<UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE cache = ?`, [cache]);
       for (const row of existing) {
         // Deleting cascades to the presence answers; an upstream kept as it was keeps them.
@@ -424,10 +449,13 @@ export class SqlIndex implements CacheIndex {
     const latest = [...new Map(answers.map((a) => [a.hashPart, a])).values()];
     if (latest.length === 0) return;
     await this.#db.transaction(async (tx) => {
-      const current = await tx.get<{ public_keys: string }>('SELECT public_keys FROM upstreams WHERE cache = ? AND url = ?', [
-        upstream.cache,
-        upstream.url,
-      ]);
+      // A no-op UPDATE rather than a SELECT: it locks the upstream's row until commit (on SQLite the
+      // transaction holds the write lock anyway), so that a concurrent setUpstreams cannot remove
+      // or re-key it between this check and the inserts on PostgreSQL, where writers run at once.
+      const current = await tx.get<{ public_keys: string }>(
+        'UPDATE upstreams SET public_keys = public_keys WHERE cache = ? AND url = ? RETURNING public_keys',
+        [upstream.cache, upstream.url],
+      );
       if (current?.public_keys !== keysColumn(upstream)) return;
       for (const chunk of chunks(latest, PRESENCE_INSERT_CHUNK)) {
         await tx.run(
@@ -440,19 +468,50 @@ export class SqlIndex implements CacheIndex {
     });
   }
 
+  async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease TTL must be a positive whole number of ms, got ${ttlMs}`);
+    const now = this.#now();
+    // One statement: a free name is inserted; an expired lease, or one this holder has, is taken
+    // over or renewed; a live lease of another holder is left alone and no row changes.
+    const { changes } = await this.#db.run(
+      `INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+       WHERE leases.expires_at <= ? OR leases.holder = ?`,
+      [name, holder, now + ttlMs, now, holder],
+    );
+    return changes === 1;
+  }
+
+  async releaseLease(name: string, holder: string): Promise<boolean> {
+    const { changes } = await this.#db.run('DELETE FROM leases WHERE name = ? AND holder = ?', [name, holder]);
+    return changes > 0;
+  }
+
   close(): Promise<void> {
     return this.#db.close();
   }
 }
 
-/** The embedded index: opens the SQLite file at `path`, brings its schema up to date. */
-export async function openSqliteIndex(path: string, options?: SqliteOptions): Promise<SqlIndex> {
-  const db = openSqlite(path, options);
+/** Migrates `db` and wraps it as the index; closes `db` when the migration fails. */
+export async function migratedIndex(db: SqlDriver, options?: SqlIndexOptions): Promise<SqlIndex> {
   try {
     await migrate(db);
   } catch (error) {
     await db.close();
     throw error;
   }
-  return new SqlIndex(db);
+  return new SqlIndex(db, options);
+}
+
+/** The embedded index: opens the SQLite file at `path`, brings its schema up to date. */
+export async function openSqliteIndex(path: string, options?: SqliteOptions): Promise<SqlIndex> {
+  return migratedIndex(openSqlite(path, options));
+}
+
+/**
+ * The shared index of replicas: connects to the PostgreSQL database at `url`, brings its schema
+ * up to date (safely when several replicas start at once).
+ */
+export async function openPostgresIndex(url: string, options?: PostgresOptions): Promise<SqlIndex> {
+  return migratedIndex(await openPostgres(url, options));
 }

@@ -115,7 +115,7 @@ class SqliteConnection {
   }
 
   close(): void {
-    mapped(() => this.#db.close());
+    if (this.#db.isOpen) mapped(() => this.#db.close());
   }
 
   // SQLite rolls back by itself after some errors (SQLITE_FULL, IOERR); a failed
@@ -178,6 +178,12 @@ class SqliteTransaction implements SqlDriver {
     return fn(this);
   }
 
+  /** The open BEGIN IMMEDIATE transaction already excludes every other writer. */
+  async withMigrationLock<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    this.#live();
+    return fn(this);
+  }
+
   async close(): Promise<void> {
     throw new Error('close the driver, not a transaction');
   }
@@ -217,6 +223,11 @@ class SqliteDriver implements SqlDriver {
   }
 
   transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+    return this.#connection.transaction(fn);
+  }
+
+  /** BEGIN IMMEDIATE holds the database's one write lock: other processes' runs wait for it. */
+  withMigrationLock<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
     return this.#connection.transaction(fn);
   }
 
