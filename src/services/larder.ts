@@ -3,13 +3,15 @@
 
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ServerConfig } from '../config/config.ts';
-import type { CacheIndex } from '../index/cache-index.ts';
-import { openSqliteIndex } from '../index/sql-index.ts';
+import type { ServerConfig, StorageConfig } from '../config/config.ts';
+import { openIndex } from '../index/open-index.ts';
+import { S3Store } from '../storage/s3-store.ts';
+import { IndexConflictError, type CacheIndex } from '../index/cache-index.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { FilesystemStore } from '../storage/filesystem-store.ts';
 import { createCache, type AdminContext } from './cache-admin.ts';
 import type { PublishContext } from './publish.ts';
+import { Rejection } from './rejection.ts';
 import { Tokens } from './tokens.ts';
 import { UpstreamChecker } from './upstreams.ts';
 import { mkdir } from 'node:fs/promises';
@@ -45,22 +47,35 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
   };
 }
 
-/** The larder a configuration describes (for now: SQLite and a directory). */
-export async function openConfiguredLarder(config: ServerConfig): Promise<Larder> {
-  return openEmbeddedLarder(config.dataDir, {
-    storeDir: config.storeDir,
-    keyNamePrefix: config.keyNamePrefix,
-    maxNarSize: config.maxNarSize,
-    maxSmallBodySize: config.maxBodySize,
+/** The blob store a configuration describes: a directory, or a bucket (and prefix) of an S3-compatible service. */
+export async function openStore(config: StorageConfig): Promise<BlobStore> {
+  if (config.type === 'filesystem') return FilesystemStore.open(config.path);
+  return S3Store.open({
+    ...(config.endpoint && { endpoint: config.endpoint }),
+    region: config.region,
+    bucket: config.bucket,
+    prefix: config.prefix,
+    forcePathStyle: config.pathStyle,
+    ...(config.accessKeyId && config.secretAccessKey && { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }),
+    ...(config.storageClass && { storageClass: config.storageClass }),
   });
 }
 
-/** Embedded defaults: a SQLite index and a filesystem store under one directory. */
-export async function openEmbeddedLarder(dataDir: string, settings: LarderSettings): Promise<Larder> {
-  await mkdir(dataDir, { recursive: true });
-  const index = await openSqliteIndex(join(dataDir, 'index.sqlite'));
-  const store = await FilesystemStore.open(join(dataDir, 'store'));
-  return assembleLarder(index, store, settings);
+/** The larder a configuration describes: SQLite or PostgreSQL, a directory or a bucket. */
+export async function openConfiguredLarder(config: ServerConfig): Promise<Larder> {
+  await mkdir(config.dataDir, { recursive: true });
+  const index = await openIndex(config.index);
+  try {
+    return assembleLarder(index, await openStore(config.storage), {
+      storeDir: config.storeDir,
+      keyNamePrefix: config.keyNamePrefix,
+      maxNarSize: config.maxNarSize,
+      maxSmallBodySize: config.maxBodySize,
+    });
+  } catch (error) {
+    await index.close();
+    throw error;
+  }
 }
 
 export interface FirstStart {
@@ -78,7 +93,13 @@ export interface FirstStart {
 export async function initializeIfEmpty(larder: Larder, adminTokenFile: string): Promise<FirstStart | undefined> {
   if ((await larder.index.listCaches()).length > 0 || (await larder.index.listTokens()).length > 0) return undefined;
   const cache = 'main';
-  await createCache(larder, cache);
+  try {
+    await createCache(larder, cache);
+  } catch (error) {
+    // Another replica starting at the same moment got there first.
+    if (error instanceof Rejection || error instanceof IndexConflictError) return undefined;
+    throw error;
+  }
   const admin = await larder.tokens.issue({ cache: null, permission: 'admin', label: 'first-start admin' });
   await writeFile(adminTokenFile, `${admin.token}\n`, { mode: 0o600 });
   await chmod(adminTokenFile, 0o600);
