@@ -30,12 +30,28 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'larder.toml settings file')
     .option('--workers <n>', 'processes serving the same port (default 1)')
     .action(async (flags: ServeFlags) => {
+      tuneHeapForStreaming();
       const config = await serverConfig(flags.config, { listen: flags.listen, 'data-dir': flags.data, workers: flags.workers });
       if (cluster.isWorker) await runWorker(config);
       else await runPrimary(config);
     });
 }
 
+
+const HEAP_FLAG = '--max-semi-space-size';
+
+/**
+ * A server streams gigabytes through short-lived buffers; V8's default young
+ * generation (up to 3 × 16 MiB) then holds tens of MiB of garbage between
+ * scavenges. A 2 MiB semi-space keeps a busy server's memory flat for a few
+ * per cent of CPU. The flag only works at start-up, so the process replaces
+ * itself (same pid) once with it, unless the user chose a value already.
+ */
+function tuneHeapForStreaming(): void {
+  const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes(HEAP_FLAG));
+  if (chosen || cluster.isWorker || typeof process.execve !== 'function') return;
+  process.execve(process.execPath, [process.execPath, `${HEAP_FLAG}=2`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+}
 
 async function listen(larder: Larder, config: ServerConfig): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createLarderServer(larder);

@@ -5,14 +5,14 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { IndexConfig } from '../config/config.ts';
-import { openPostgres } from './postgres-driver.ts';
 import type { SqlDriver } from './sql-driver.ts';
 import { migratedIndex, type SqlIndex } from './sql-index.ts';
 import { openSqlite } from './sqlite-driver.ts';
 
 /** A connection to the configured database, schema untouched: for `larder migrate` and tools. */
 export async function openIndexDriver(config: IndexConfig): Promise<SqlDriver> {
-  if (config.type === 'postgres') return openPostgres(config.url);
+  // Loaded only when configured: an embedded server need not carry the PostgreSQL client.
+  if (config.type === 'postgres') return (await import('./postgres-driver.ts')).openPostgres(config.url);
   await mkdir(dirname(config.path), { recursive: true });
   return openSqlite(config.path);
 }

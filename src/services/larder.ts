@@ -1,11 +1,9 @@
 // One larder instance: its index, blob store and token authority, and the
 // settings the services need. The CLI opens it; the server and tests use it.
 
-import { chmod, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import type { ServerConfig, StorageConfig } from '../config/config.ts';
 import { openIndex } from '../index/open-index.ts';
-import { S3Store } from '../storage/s3-store.ts';
 import { IndexConflictError, type CacheIndex } from '../index/cache-index.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { FilesystemStore } from '../storage/filesystem-store.ts';
@@ -14,7 +12,6 @@ import type { PublishContext } from './publish.ts';
 import { Rejection } from './rejection.ts';
 import { Tokens } from './tokens.ts';
 import { UpstreamChecker } from './upstreams.ts';
-import { mkdir } from 'node:fs/promises';
 
 export interface LarderSettings {
   readonly storeDir: string;
@@ -50,6 +47,8 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
 /** The blob store a configuration describes: a directory, or a bucket (and prefix) of an S3-compatible service. */
 export async function openStore(config: StorageConfig): Promise<BlobStore> {
   if (config.type === 'filesystem') return FilesystemStore.open(config.path);
+  // Loaded only when configured: the AWS SDK is the largest part of a server's memory.
+  const { S3Store } = await import('../storage/s3-store.ts');
   return S3Store.open({
     ...(config.endpoint && { endpoint: config.endpoint }),
     region: config.region,
@@ -58,6 +57,10 @@ export async function openStore(config: StorageConfig): Promise<BlobStore> {
     forcePathStyle: config.pathStyle,
     ...(config.accessKeyId && config.secretAccessKey && { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }),
     ...(config.storageClass && { storageClass: config.storageClass }),
+    // Two 5 MiB parts (the S3 minimum) in flight per upload keep a LAN or cloud link busy while a server
+    // ingesting many NARs at once stays within a small memory budget.
+    partSize: 5 * 2 ** 20,
+    queueSize: 2,
   });
 }
 

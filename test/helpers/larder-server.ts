@@ -21,6 +21,8 @@ export interface RunningLarder {
   /** The nix.conf and netrc lines the banner tells a user to paste. */
   readonly nixConfLines: string[];
   readonly netrcLine: string;
+  /** The server process, e.g. to read its memory use from /proc. */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -51,11 +53,13 @@ export async function startLarder(
     cacheUrl: `${url}/main`,
     publicKey: /public key: (\S+)/.exec(banner)![1]!,
     writeToken: / password (\S+)/.exec(netrcLine)?.[1] ?? '',
-    adminToken: (await readFile(join(dataDir, 'admin-token'), 'utf8')).trim(),
+    // A replica joining an initialised index prints no first-start lines and writes no token file.
+    adminToken: (await readFile(join(dataDir, 'admin-token'), 'utf8').catch(() => '')).trim(),
     dataDir,
     banner,
     nixConfLines: [...banner.matchAll(/^ {2}((?:extra-substituters|extra-trusted-public-keys|netrc-file) = .*)$/gm)].map((m) => m[1]!),
     netrcLine,
+    pid: child.pid!,
     stop,
   };
 }
