@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { ApiClient, ApiError, UnreachableError } from '../client/api-client.ts';
-import { resolveServer } from '../client/credentials-store.ts';
+import { resolveServer } from './credentials-store.ts';
 import { UserError } from './user-error.ts';
 
 export interface OutputFlags {

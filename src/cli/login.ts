@@ -4,7 +4,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { ApiClient, ApiError } from '../client/api-client.ts';
-import { normalizeServerUrl, removeLogin, saveLogin } from '../client/credentials-store.ts';
+import { normalizeServerUrl, removeLogin, saveLogin } from './credentials-store.ts';
 import { apiAction, print, withJsonOption, type OutputFlags } from './admin-command.ts';
 import { UserError } from './user-error.ts';
 

@@ -5,7 +5,7 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { loadLogin } from '../client/credentials-store.ts';
+import { loadLogin } from './credentials-store.ts';
 import { LocalNix, NixCommandError } from '../client/local-nix.ts';
 import { candidates } from '../client/push/candidates.ts';
 import { upstreamSkipper } from '../client/push/upstream-skip.ts';

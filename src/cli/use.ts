@@ -6,7 +6,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient } from '../client/api-client.ts';
-import { configHome, normalizeServerUrl, resolveServer } from '../client/credentials-store.ts';
+import { configHome, normalizeServerUrl, resolveServer } from './credentials-store.ts';
 import {
   flakeNixConfig,
   mergeNetrc,

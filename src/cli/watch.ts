@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { loadLogin } from '../client/credentials-store.ts';
+import { loadLogin } from './credentials-store.ts';
 import { LocalNix, NixCommandError } from '../client/local-nix.ts';
 import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
 import { candidates } from '../client/push/candidates.ts';

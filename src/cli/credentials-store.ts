@@ -5,7 +5,7 @@
 import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { UserError } from '../cli/user-error.ts';
+import { UserError } from './user-error.ts';
 
 export interface SavedLogin {
   readonly server: string;
