@@ -1,4 +1,5 @@
-// `larder cache create|list|show|update|delete`: caches, through the admin API.
+// `larder cache create|list|show|update|delete`: caches, through the admin API;
+// `update --retention/--max-size` sets the garbage collection policy.
 
 import type { Command } from 'commander';
 import type { CacheInfo, CacheSettings } from '../client/api-client.ts';
@@ -10,11 +11,18 @@ interface SettingFlags extends ConnectionFlags {
   private?: boolean;
   priority?: string;
   compression?: string;
+  retention?: string;
+  maxSize?: string;
 }
+
+/** "none" (or "off") removes a limit; anything else goes to the server, which checks it. */
+const limit = (value: string) => (value === 'none' || value === 'off' ? null : value);
 
 function settingsOf(flags: SettingFlags): CacheSettings {
   if (flags.public && flags.private) throw new UserError('pass --public or --private, not both');
-  const settings: { public?: boolean; priority?: number; compression?: string } = {};
+  const settings: { public?: boolean; priority?: number; compression?: string; retention?: string | null; maxSize?: string | null } = {};
+  if (flags.retention !== undefined) settings.retention = limit(flags.retention);
+  if (flags.maxSize !== undefined) settings.maxSize = limit(flags.maxSize);
   if (flags.public) settings.public = true;
   if (flags.private) settings.public = false;
   if (flags.priority !== undefined) {
@@ -33,6 +41,8 @@ function describe(cache: CacheInfo, server: string): string[] {
     ['access', cache.public ? 'public' : 'private'],
     ['priority', String(cache.priority)],
     ['compression', cache.compression],
+    ['retention', cache.retention ?? 'none (keep every path)'],
+    ['max-size', cache.maxSize ?? 'none'],
     ['created', formatTime(cache.createdAt)],
     ...cache.publicKeys.map((key) => ['public key', key] as const),
   ]);
@@ -87,12 +97,14 @@ export function registerCache(program: Command): void {
       .option('--public', 'anyone may read it')
       .option('--private', 'reading needs a token')
       .option('--priority <n>', 'nix-cache-info priority: lower is tried first')
-      .option('--compression <c>', 'compression for pushes: zstd, xz or none'),
+      .option('--compression <c>', 'compression for pushes: zstd, xz or none')
+      .option('--retention <duration>', "garbage collection keeps paths accessed within it, e.g. 30d, 12h ('none': keep all)")
+      .option('--max-size <size>', "garbage collection evicts least recently used paths beyond it, e.g. 200GiB ('none')"),
   ).action(
     apiAction(async (name: string, flags: SettingFlags) => {
       const settings = settingsOf(flags);
       if (Object.keys(settings).length === 0) {
-        throw new UserError('nothing to change: pass --public, --private, --priority N or --compression C');
+        throw new UserError('nothing to change: pass --public, --private, --priority N, --compression C, --retention D or --max-size S');
       }
       const client = await connect(flags);
       const updated = await client.updateCache(name, settings);

@@ -4,10 +4,13 @@
 
 import { Command, CommanderError } from 'commander';
 import { registerCache } from './cache.ts';
+import { registerGc } from './gc.ts';
 import { registerKey } from './key.ts';
 import { registerKeygen } from './keygen.ts';
 import { registerLogin } from './login.ts';
 import { registerMigrate } from './migrate.ts';
+import { registerPath } from './path.ts';
+import { registerPin } from './pin.ts';
 import { registerPush } from './push.ts';
 import { registerReindex } from './reindex.ts';
 import { registerQueue, registerWatch } from './watch.ts';
@@ -29,6 +32,9 @@ export function buildProgram(): Command {
   registerQueue(program);
   registerWatch(program);
   registerCache(program);
+  registerPin(program);
+  registerPath(program);
+  registerGc(program);
   registerKey(program);
   registerToken(program);
   registerLogin(program);

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { netrcLine, nixConfLines } from '../client/nix-config.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { trustedPublicKeys } from '../services/cache-admin.ts';
+import { GcScheduler } from '../services/gc.ts';
 import { initializeIfEmpty, type FirstStart, type Larder } from '../services/larder.ts';
 import { createLarderServer } from '../server/server.ts';
 import { openLarder, serverConfig } from './server-config.ts';
@@ -53,8 +54,15 @@ function tuneHeapForStreaming(): void {
   process.execve(process.execPath, [process.execPath, `${HEAP_FLAG}=2`, ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
 
+/** Access times are written this often (and at shutdown). */
+const ACCESS_FLUSH_MS = 10_000;
+
 async function listen(larder: Larder, config: ServerConfig): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createLarderServer(larder);
+  larder.accesses.start(ACCESS_FLUSH_MS);
+  // Every serving process runs the schedule; the index's lease lets one replica at a time collect.
+  const gc = config.gc.intervalMs === null ? undefined : new GcScheduler(larder, config.gc.intervalMs, (line) => process.stderr.write(`larder: ${line}\n`));
+  gc?.start();
   server.listen(config.listen.port, config.listen.host);
   try {
     await once(server, 'listening');
@@ -67,6 +75,7 @@ async function listen(larder: Larder, config: ServerConfig): Promise<{ port: num
   return {
     port,
     close: async () => {
+      await gc?.stop();
       server.close();
       server.closeIdleConnections();
       await once(server, 'close');

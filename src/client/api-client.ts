@@ -10,6 +10,10 @@ export interface CacheInfo {
   readonly priority: number;
   readonly compression: string;
   readonly createdAt: number;
+  /** Garbage collection keeps paths accessed within this period ("30d"); null: no limit. */
+  readonly retention?: string | null;
+  /** Garbage collection's quota ("200GiB"); null: none. */
+  readonly maxSize?: string | null;
   /** The keys clients should trust: active and still-published ones. */
   readonly publicKeys: string[];
 }
@@ -18,6 +22,75 @@ export interface CacheSettings {
   readonly public?: boolean;
   readonly priority?: number;
   readonly compression?: string;
+  /** null removes the limit. */
+  readonly retention?: string | null;
+  readonly maxSize?: string | null;
+}
+
+export interface PinInfo {
+  readonly name: string;
+  readonly storePath: string;
+  readonly createdAt: number;
+}
+
+/** What `POST caches/<c>/gc` answers (the fields the CLI shows; see services/gc.ts). */
+export interface GcReportInfo {
+  readonly cache: string;
+  readonly dryRun: boolean;
+  readonly startedAt: number;
+  readonly policy: { readonly retentionMs: number | null; readonly maxSize: number | null; readonly uploadGraceMs: number };
+  readonly timings: { readonly loadMs: number; readonly planMs: number; readonly totalMs: number };
+  readonly paths: number;
+  readonly bytes: number;
+  readonly kept: {
+    readonly paths: number;
+    readonly bytes: number;
+    readonly pins: readonly { readonly name: string; readonly storePath: string; readonly paths: number | null; readonly bytes: number | null }[];
+    readonly pinnedRoots: number;
+    readonly recentRoots: number;
+    readonly oldestRecentAccess: number | null;
+    readonly unlimitedRoots: number;
+    readonly referenced: number;
+    readonly examples: readonly {
+      readonly storePath: string;
+      readonly reason: 'pinned' | 'recent' | 'unlimited' | 'referenced';
+      readonly accessedAt?: number;
+      readonly referencedBy?: string;
+    }[];
+  };
+  readonly freed: {
+    readonly paths: number;
+    readonly bytes: number;
+    readonly expired: { readonly paths: number; readonly bytes: number };
+    readonly evicted: { readonly paths: number; readonly bytes: number };
+    readonly examples: readonly { readonly storePath: string; readonly reason: 'expired' | 'evicted'; readonly accessedAt: number }[];
+    readonly digest: string;
+    readonly list?: readonly string[];
+  };
+  readonly quota: {
+    readonly maxSize: number;
+    readonly bytesBefore: number;
+    readonly bytesAfter: number;
+    readonly pinnedBytes: number;
+    readonly evictedPaths: number;
+    readonly reached: boolean;
+  } | null;
+  readonly deleted: {
+    readonly paths: number;
+    readonly nars: number;
+    readonly bytes: number;
+    readonly digest: string;
+    readonly list?: readonly string[];
+    readonly spared: Readonly<Record<'absent' | 'accessed' | 'pinned' | 'referenced', number>>;
+    readonly stopped: boolean;
+  } | null;
+  readonly orphans: { readonly nars: number; readonly narBytes: number; readonly files: number; readonly abandoned: number };
+}
+
+export interface PathDeletionInfo {
+  readonly deleted: readonly string[];
+  readonly nars: number;
+  readonly bytes: number;
 }
 
 export interface KeyInfo {
@@ -105,6 +178,33 @@ export class ApiClient {
   /** Of `paths` (full store paths), those the cache does not hold. */
   missing(cache: string, paths: readonly string[]): Promise<{ missing: string[] }> {
     return this.request('POST', `caches/${encodeURIComponent(cache)}/missing`, { paths });
+  }
+
+  listPins(cache: string): Promise<PinInfo[]> {
+    return this.request('GET', `caches/${encodeURIComponent(cache)}/pins`);
+  }
+
+  /** Sets pin `name` to a store path of the cache, replacing the pin of that name. */
+  setPin(cache: string, name: string, storePath: string): Promise<PinInfo> {
+    return this.request('PUT', `caches/${encodeURIComponent(cache)}/pins/${encodeURIComponent(name)}`, { storePath });
+  }
+
+  deletePin(cache: string, name: string): Promise<{ deleted: string }> {
+    return this.request('DELETE', `caches/${encodeURIComponent(cache)}/pins/${encodeURIComponent(name)}`);
+  }
+
+  /** Runs garbage collection of a cache (or, with dryRun, reports what it would delete). */
+  async gc(cache: string, options: { dryRun?: boolean; list?: boolean } = {}): Promise<GcReportInfo> {
+    // A long run answers 200 at once and says how it ended in the body.
+    const report = await this.request<GcReportInfo | { error: string; status: number }>('POST', `caches/${encodeURIComponent(cache)}/gc`, options);
+    if ('error' in report) throw new ApiError(report.status, report.error);
+    return report;
+  }
+
+  /** Deletes one path (by basename or hash part), with `withDependents` the paths referring to it too. */
+  deletePath(cache: string, path: string, withDependents = false): Promise<PathDeletionInfo> {
+    const query = withDependents ? '?withDependents=true' : '';
+    return this.request('DELETE', `caches/${encodeURIComponent(cache)}/paths/${encodeURIComponent(path)}${query}`);
   }
 
   listKeys(cache: string): Promise<KeyInfo[]> {

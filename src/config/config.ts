@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parse as parseToml } from 'smol-toml';
+import { parseDurationValue, parseSizeValue } from '../services/units.ts';
 
 export interface FilesystemStorageConfig {
   readonly type: 'filesystem';
@@ -42,6 +43,14 @@ export interface ServerConfig {
   readonly keyNamePrefix: string;
   readonly storage: StorageConfig;
   readonly index: IndexConfig;
+  readonly gc: GcConfig;
+}
+
+export interface GcConfig {
+  /** How often the server collects garbage in every cache; null: never on its own. */
+  readonly intervalMs: number | null;
+  /** NARs uploaded without a narinfo yet, and stray files, younger than this are kept. */
+  readonly uploadGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -53,14 +62,24 @@ export class ConfigError extends Error {
 
 type Parse<T> = (value: unknown, where: string) => T;
 
-const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/;
-const UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40 };
-
 export const parseSize: Parse<number> = (value, where) => {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value;
-  const match = typeof value === 'string' ? SIZE.exec(value.trim()) : null;
-  if (!match) throw new ConfigError(`${where}: expected a size such as 1048576, "512MiB" or "64GiB", got ${JSON.stringify(value)}`);
-  return Math.floor(Number(match[1]) * UNITS[match[2] ?? 'B']!);
+  const bytes = parseSizeValue(value);
+  if (bytes === undefined) throw new ConfigError(`${where}: expected a size such as 1048576, "512MiB" or "64GiB", got ${JSON.stringify(value)}`);
+  return bytes;
+};
+
+export const parseDuration: Parse<number> = (value, where) => {
+  const ms = parseDurationValue(value);
+  if (ms === undefined) throw new ConfigError(`${where}: expected a duration such as "45s", "10m", "1h" or "30d", got ${JSON.stringify(value)}`);
+  return ms;
+};
+
+/** A duration, or "off" (0): a schedule that can be switched off. */
+const parseInterval: Parse<number> = (value, where) => {
+  if (value === 'off' || value === '0' || value === 0 || value === false || value === 'false') return 0;
+  const ms = parseDurationValue(value);
+  if (ms === undefined) throw new ConfigError(`${where}: expected a duration such as "10m" or "1h", or "off", got ${JSON.stringify(value)}`);
+  return ms;
 };
 
 export const parseListen: Parse<{ host: string; port: number }> = (value, where) => {
@@ -126,6 +145,8 @@ const SETTINGS = {
   'index.type': oneOf('sqlite', 'postgres'),
   'index.path': parseString,
   'index.url': parseString,
+  'gc.interval': parseInterval,
+  'gc.upload-grace': parseDuration,
 } as const satisfies Record<string, Parse<unknown>>;
 
 type Setting = keyof typeof SETTINGS;
@@ -188,6 +209,7 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     keyNamePrefix: get('key-name-prefix') ?? defaultKeyPrefix(),
     storage: storageConfig(get, dataDir),
     index: indexConfig(get, dataDir),
+    gc: { intervalMs: (get('gc.interval') ?? 60 * 60_000) || null, uploadGraceMs: get('gc.upload-grace') ?? 60 * 60_000 },
   };
 }
 

@@ -15,7 +15,16 @@ export interface CacheRecord {
   /** Serve the upstreams' paths through this cache (pull-through); stored, not yet acted on. */
   readonly mirror: boolean;
   readonly createdAt: number;
+  /** Garbage collection keeps paths accessed within this many ms (and their closures); null: no retention limit. */
+  readonly retentionMs: number | null;
+  /** Garbage collection evicts least recently used paths while the cache's NARs take more bytes; null: no quota. */
+  readonly maxSize: number | null;
+  /** Incremented whenever paths are deleted: in-process narinfo caches compare it to drop what they hold. */
+  readonly generation: number;
 }
+
+/** The cache settings that can be changed after creation. */
+export type CachePatch = Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression' | 'mirror' | 'retentionMs' | 'maxSize'>>;
 
 /** A binary cache whose paths a cache's uploads may refer to without holding them. */
 export interface Upstream {
@@ -99,14 +108,90 @@ export interface PathRecord {
   readonly createdAt: number;
 }
 
+/** A named pin: garbage collection keeps the path's whole closure whatever its age. */
+export interface PinRecord {
+  readonly cache: string;
+  readonly name: string;
+  readonly hashPart: string;
+  /** Store path basename `<hash>-<name>`. */
+  readonly base: string;
+  readonly createdAt: number;
+}
+
+/** One path as garbage collection plans with it. */
+export interface PathFacts {
+  readonly hashPart: string;
+  readonly fileHash: string;
+  readonly narSize: number;
+  /** Bytes of the stored (compressed) NAR file; 0 when its NAR record is missing. */
+  readonly fileSize: number;
+  /** The last recorded access; the creation counts as one. */
+  readonly accessedAt: number;
+}
+
+/** `hashPart` refers to `refHashPart`. */
+export interface ReferenceRow {
+  readonly hashPart: string;
+  readonly refHashPart: string;
+}
+
+/** What must hold, inside the transaction that makes a path visible. */
+export interface PathRequirements {
+  /** The path's NAR is recorded and not being deleted. */
+  readonly nar?: boolean;
+  /** Hash parts that must be in the cache (the path's own is ignored). */
+  readonly references?: readonly string[];
+}
+
+/** A path garbage collection means to delete. */
+export interface DeletionCandidate {
+  readonly hashPart: string;
+  /** The access time the plan saw: a path accessed since is spared. Absent: no such check. */
+  readonly accessedAt?: number;
+}
+
+export type SpareReason = 'absent' | 'accessed' | 'pinned' | 'referenced';
+
+export interface SparedPath {
+  readonly hashPart: string;
+  readonly reason: SpareReason;
+  /** The pin's name ('pinned') or the referrer's hash part ('referenced'). */
+  readonly by?: string;
+}
+
+export interface DeletedPath {
+  readonly hashPart: string;
+  readonly base: string;
+  readonly fileHash: string;
+  readonly narSize: number;
+}
+
+export interface PathDeletion {
+  readonly deleted: readonly DeletedPath[];
+  readonly spared: readonly SparedPath[];
+}
+
+/** A NAR claimed for deletion: its record counts as absent until dropped. */
+export interface NarClaim {
+  readonly fileHash: string;
+  readonly url: string;
+  readonly fileSize: number;
+}
+
+export interface NarClaimRules {
+  /** Only NARs recorded (or re-uploaded) before this time, ms. */
+  readonly createdBefore: number;
+  /** NARs claimed before this time are claimed again (their deleter died). */
+  readonly staleClaimBefore: number;
+  /** The claim's time. */
+  readonly at: number;
+}
+
 export interface CacheIndex {
   createCache(cache: CacheRecord): Promise<void>;
   getCache(name: string): Promise<CacheRecord | undefined>;
   listCaches(): Promise<CacheRecord[]>;
-  updateCache(
-    name: string,
-    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression' | 'mirror'>>,
-  ): Promise<CacheRecord | undefined>;
+  updateCache(name: string, patch: CachePatch): Promise<CacheRecord | undefined>;
   /** Deletes the cache and every row that belongs to it. */
   deleteCache(name: string): Promise<boolean>;
 
@@ -121,15 +206,66 @@ export interface CacheIndex {
   /** Sets revokedAt; false when no such token or already revoked. */
   revokeToken(id: string, at: number): Promise<boolean>;
 
+  /** The NAR's record; undefined when absent or being deleted. */
   getNar(cache: string, fileHash: string): Promise<NarRecord | undefined>;
+  /**
+   * getNar for a re-upload of a stored NAR: also moves its createdAt to `at` (when later), so that
+   * garbage collection takes it for an upload in flight rather than an orphan.
+   */
+  touchNar(cache: string, fileHash: string, at: number): Promise<NarRecord | undefined>;
+  /** Whether garbage collection is deleting this NAR now (its file must not be written meanwhile). */
+  narDeleting(cache: string, fileHash: string): Promise<boolean>;
   /** Records a stored NAR; a second record of the same (cache, fileHash) is a no-op. */
   putNar(nar: NarRecord): Promise<void>;
 
   getPath(cache: string, hashPart: string): Promise<PathRecord | undefined>;
-  /** Makes a path visible with its references in one transaction; false if it already existed. */
-  putPath(path: PathRecord): Promise<boolean>;
+  /**
+   * Makes a path visible with its references in one transaction; false if it already existed.
+   * With `requirements`, the NAR and the references are checked (and locked against deletion) in
+   * that transaction: IndexPreconditionError when one is missing, and nothing changes.
+   */
+  putPath(path: PathRecord, requirements?: PathRequirements): Promise<boolean>;
   /** Which of these hash parts the cache holds. */
   presentPaths(cache: string, hashParts: readonly string[]): Promise<Set<string>>;
+  /** Store path basenames of those of these hash parts the cache holds. */
+  pathBases(cache: string, hashParts: readonly string[]): Promise<Map<string, string>>;
+  /** The references to these hash parts from paths of the cache, self-references left out. */
+  referrers(cache: string, hashParts: readonly string[]): Promise<ReferenceRow[]>;
+
+  /** Records accesses: each path's last access becomes `at` unless it is later already. */
+  touchPaths(cache: string, hashParts: readonly string[], at: number): Promise<void>;
+  /** touchPaths for the paths whose NAR is one of these files. */
+  touchPathsByNar(cache: string, fileHashes: readonly string[], at: number): Promise<void>;
+
+  /** Sets pin `name` to the path (replacing the pin of that name); IndexPreconditionError when the path is absent. */
+  putPin(cache: string, name: string, hashPart: string, at: number): Promise<PinRecord>;
+  /** The cache's pins, by name. */
+  listPins(cache: string): Promise<PinRecord[]>;
+  deletePin(cache: string, name: string): Promise<boolean>;
+
+  // Garbage collection: pages of facts to plan with (keyset pagination, bounded memory), then
+  // deletions that re-check, in their own transaction, what may have changed since the plan.
+  /** Up to `limit` paths after hash part `after` ('' for the first page), by hash part. */
+  pathFactsPage(cache: string, after: string, limit: number): Promise<PathFacts[]>;
+  /** Up to `limit` references after `after` (undefined for the first page), by hash part then reference. */
+  referencesPage(cache: string, after: ReferenceRow | undefined, limit: number): Promise<ReferenceRow[]>;
+  /** File hashes of NARs that several of the cache's paths share. */
+  sharedNars(cache: string): Promise<string[]>;
+  /**
+   * Deletes these paths (their references go with them) in one transaction, except those that
+   * are gone, accessed since the plan, pinned, or referred to by a path not deleted with them
+   * (and what those refer to among the candidates): those are spared. Bumps the cache's generation.
+   * With `allOrNothing`, deletes nothing when anything would be spared.
+   */
+  deletePaths(cache: string, candidates: readonly DeletionCandidate[], options?: { allOrNothing?: boolean }): Promise<PathDeletion>;
+  /** File hashes of NARs no path uses, recorded before `rules.createdBefore`, or claimed before `rules.staleClaimBefore`. */
+  orphanNarsPage(cache: string, rules: NarClaimRules, after: string, limit: number): Promise<NarClaim[]>;
+  /** Claims those of these NARs that no path uses and that `rules` allow, for deleting their files. */
+  claimNars(cache: string, fileHashes: readonly string[], rules: NarClaimRules): Promise<NarClaim[]>;
+  /** Deletes the records of claimed NARs (whose files are gone); returns how many. */
+  dropClaimedNars(cache: string, fileHashes: readonly string[]): Promise<number>;
+  /** Which of these NARs have a record (claimed or not). */
+  presentNars(cache: string, fileHashes: readonly string[]): Promise<Set<string>>;
 
   /** The cache's upstreams, by priority then URL. */
   listUpstreams(cache: string): Promise<UpstreamRecord[]>;
@@ -164,6 +300,18 @@ export class IndexUnavailableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'IndexUnavailableError';
+  }
+}
+
+/** What a write required was missing when its transaction ran: a NAR, references, a path to pin. */
+export class IndexPreconditionError extends Error {
+  readonly missingNar: boolean;
+  readonly missingPaths: readonly string[];
+  constructor(message: string, missing: { nar?: boolean; paths?: readonly string[] }) {
+    super(message);
+    this.name = 'IndexPreconditionError';
+    this.missingNar = missing.nar ?? false;
+    this.missingPaths = missing.paths ?? [];
   }
 }
 

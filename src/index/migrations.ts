@@ -114,6 +114,36 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    description: 'garbage collection: retention and quota per cache, pins, access times, NAR deletion claims',
+    // retention_ms and max_size: NULL for none. generation: bumped whenever paths are deleted, so
+    // that every replica drops the narinfos it cached for the cache. last_access: NULL until the
+    // first recorded access (created_at counts as one). file_size: NULL when the NAR was not
+    // recorded. deleting_at: set while garbage collection deletes the NAR's file; such a row
+    // counts as absent.
+    sql: `
+      ALTER TABLE caches ADD COLUMN retention_ms BIGINT;
+      ALTER TABLE caches ADD COLUMN max_size BIGINT;
+      ALTER TABLE caches ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+      ALTER TABLE paths ADD COLUMN last_access BIGINT;
+      -- The NAR file's size, copied from nars when the path is made: planning reads paths alone.
+      ALTER TABLE paths ADD COLUMN file_size BIGINT;
+      UPDATE paths SET file_size = (SELECT n.file_size FROM nars n WHERE n.cache = paths.cache AND n.file_hash = paths.file_hash);
+      ALTER TABLE nars ADD COLUMN deleting_at BIGINT;
+      -- "which paths use this NAR": access by NAR download, and whether a NAR is unreferenced.
+      CREATE INDEX paths_by_file ON paths (cache, file_hash);
+      CREATE TABLE pins (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hash_part TEXT NOT NULL,
+        base TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, name)
+      );
+      CREATE INDEX pins_by_path ON pins (cache, hash_part);
+    `,
+  },
 ];
 
 /** The database was migrated by a newer larder: this one must not touch it. */

@@ -3,14 +3,26 @@
 
 import {
   IndexConflictError,
+  IndexPreconditionError,
   type CacheIndex,
+  type CachePatch,
   type CacheRecord,
+  type DeletedPath,
+  type DeletionCandidate,
   type KeyRecord,
   type KeyState,
+  type NarClaim,
+  type NarClaimRules,
   type NarRecord,
+  type PathDeletion,
+  type PathFacts,
   type PathRecord,
+  type PathRequirements,
   type Permission,
+  type PinRecord,
   type PresenceAnswer,
+  type ReferenceRow,
+  type SparedPath,
   type TokenRecord,
   type Upstream,
   type UpstreamPresence,
@@ -34,6 +46,17 @@ interface CacheRow {
   priority: number;
   compression: string;
   mirror: number;
+  created_at: number;
+  retention_ms: number | null;
+  max_size: number | null;
+  generation: number;
+}
+
+interface PinRow {
+  cache: string;
+  name: string;
+  hash_part: string;
+  base: string;
   created_at: number;
 }
 
@@ -93,7 +116,11 @@ interface PathRow {
   created_at: number;
 }
 
-const CACHE_COLUMNS = 'name, is_public, priority, compression, mirror, created_at';
+const CACHE_COLUMNS = 'name, is_public, priority, compression, mirror, created_at, retention_ms, max_size, generation';
+const PIN_COLUMNS = 'cache, name, hash_part, base, created_at';
+/** A path's last access: the recorded one, or its creation when that is later (or none was recorded). */
+const ACCESSED_AT = (table: string) =>
+  `CASE WHEN ${table}.last_access IS NULL OR ${table}.last_access < ${table}.created_at THEN ${table}.created_at ELSE ${table}.last_access END`;
 const UPSTREAM_COLUMNS = 'cache, url, public_keys, priority';
 const KEY_COLUMNS = 'cache, name, secret_key, public_key, state, created_at';
 const TOKEN_COLUMNS = 'id, hash, label, cache, permission, created_at, expires_at, revoked_at';
@@ -117,11 +144,29 @@ function cacheFromRow(row: CacheRow): CacheRecord {
     compression: row.compression,
     mirror: row.mirror === 1,
     createdAt: row.created_at,
+    retentionMs: row.retention_ms,
+    maxSize: row.max_size,
+    generation: row.generation,
   };
 }
 
 function cacheToParams(cache: CacheRecord): SqlValue[] {
-  return [cache.name, cache.public ? 1 : 0, cache.priority, cache.compression, cache.mirror ? 1 : 0, cache.createdAt];
+  return [
+    cache.name,
+    cache.public ? 1 : 0,
+    cache.priority,
+    cache.compression,
+    cache.mirror ? 1 : 0,
+    cache.createdAt,
+    // `?? …`: records from callers written before these fields existed.
+    cache.retentionMs ?? null,
+    cache.maxSize ?? null,
+    cache.generation ?? 0,
+  ];
+}
+
+function pinFromRow(row: PinRow): PinRecord {
+  return { cache: row.cache, name: row.name, hashPart: row.hash_part, base: row.base, createdAt: row.created_at };
 }
 
 function upstreamFromRow(row: UpstreamRow): UpstreamRecord {
@@ -212,6 +257,19 @@ function pathToParams(path: PathRecord): SqlValue[] {
   return [path.cache, path.hashPart, path.base, path.fileHash, path.narSize, path.narinfo, path.createdAt];
 }
 
+/** Locks these paths' rows until the transaction ends (a no-op UPDATE); the hash parts found. */
+async function lockPaths(tx: SqlDriver, cache: string, hashParts: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const chunk of chunks(hashParts, IN_LIST_CHUNK)) {
+    const rows = await tx.all<{ hash_part: string }>(
+      `UPDATE paths SET last_access = last_access WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)}) RETURNING hash_part`,
+      [cache, ...chunk],
+    );
+    for (const row of rows) found.add(row.hash_part);
+  }
+  return found;
+}
+
 function placeholders(count: number): string {
   return Array.from({ length: count }, () => '?').join(', ');
 }
@@ -253,7 +311,7 @@ export class SqlIndex implements CacheIndex {
   }
 
   async createCache(cache: CacheRecord): Promise<void> {
-    await this.#db.run(`INSERT INTO caches (${CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)`, cacheToParams(cache));
+    await this.#db.run(`INSERT INTO caches (${CACHE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, cacheToParams(cache));
   }
 
   async getCache(name: string): Promise<CacheRecord | undefined> {
@@ -267,10 +325,7 @@ export class SqlIndex implements CacheIndex {
     return rows.map(cacheFromRow).sort((a, b) => compareText(a.name, b.name));
   }
 
-  async updateCache(
-    name: string,
-    patch: Partial<Pick<CacheRecord, 'public' | 'priority' | 'compression' | 'mirror'>>,
-  ): Promise<CacheRecord | undefined> {
+  async updateCache(name: string, patch: CachePatch): Promise<CacheRecord | undefined> {
     const assignments: string[] = [];
     const params: SqlValue[] = [];
     if (patch.public !== undefined) {
@@ -288,6 +343,14 @@ export class SqlIndex implements CacheIndex {
     if (patch.mirror !== undefined) {
       assignments.push('mirror = ?');
       params.push(patch.mirror ? 1 : 0);
+    }
+    if (patch.retentionMs !== undefined) {
+      assignments.push('retention_ms = ?');
+      params.push(patch.retentionMs);
+    }
+    if (patch.maxSize !== undefined) {
+      assignments.push('max_size = ?');
+      params.push(patch.maxSize);
     }
     if (assignments.length === 0) return this.getCache(name);
     const rows = await this.#db.all<CacheRow>(
@@ -340,11 +403,29 @@ export class SqlIndex implements CacheIndex {
   }
 
   async getNar(cache: string, fileHash: string): Promise<NarRecord | undefined> {
-    const row = await this.#db.get<NarRow>(`SELECT ${NAR_COLUMNS} FROM nars WHERE cache = ? AND file_hash = ?`, [
+    const row = await this.#db.get<NarRow>(
+      `SELECT ${NAR_COLUMNS} FROM nars WHERE cache = ? AND file_hash = ? AND deleting_at IS NULL`,
+      [cache, fileHash],
+    );
+    return row && narFromRow(row);
+  }
+
+  async touchNar(cache: string, fileHash: string, at: number): Promise<NarRecord | undefined> {
+    // One statement: garbage collection's claim (deleting_at) and this renewal exclude each other.
+    const row = await this.#db.get<NarRow>(
+      `UPDATE nars SET created_at = CASE WHEN created_at < ? THEN ? ELSE created_at END
+       WHERE cache = ? AND file_hash = ? AND deleting_at IS NULL RETURNING ${NAR_COLUMNS}`,
+      [at, at, cache, fileHash],
+    );
+    return row && narFromRow(row);
+  }
+
+  async narDeleting(cache: string, fileHash: string): Promise<boolean> {
+    const row = await this.#db.get<{ deleting_at: number | null }>('SELECT deleting_at FROM nars WHERE cache = ? AND file_hash = ?', [
       cache,
       fileHash,
     ]);
-    return row && narFromRow(row);
+    return row !== undefined && row.deleting_at !== null;
   }
 
   async putNar(nar: NarRecord): Promise<void> {
@@ -371,11 +452,33 @@ export class SqlIndex implements CacheIndex {
     return pathFromRow(row, refs.map((r) => r.ref_hash_part).sort());
   }
 
-  async putPath(path: PathRecord): Promise<boolean> {
+  async putPath(path: PathRecord, requirements: PathRequirements = {}): Promise<boolean> {
     return this.#db.transaction(async (tx) => {
+      // No-op UPDATEs lock the NAR and the referenced paths until commit (on SQLite the transaction
+      // holds the write lock anyway): garbage collection, which locks them the same way before it
+      // deletes, either runs first (and this finds them gone) or waits and then sees this path.
+      let missingNar = false;
+      if (requirements.nar) {
+        const nar = await tx.get<{ file_hash: string }>(
+          'UPDATE nars SET deleting_at = deleting_at WHERE cache = ? AND file_hash = ? AND deleting_at IS NULL RETURNING file_hash',
+          [path.cache, path.fileHash],
+        );
+        missingNar = nar === undefined;
+      }
+      const required = [...new Set(requirements.references ?? [])].filter((r) => r !== path.hashPart).sort();
+      const locked = await lockPaths(tx, path.cache, required);
+      const missing = required.filter((r) => !locked.has(r));
+      if (missingNar || missing.length > 0) {
+        const what = [...(missingNar ? [`its NAR ${path.fileHash}`] : []), ...(missing.length > 0 ? [`references ${missing.join(' ')}`] : [])];
+        throw new IndexPreconditionError(`${path.base}: ${what.join(' and ')} no longer in cache ${path.cache}`, {
+          nar: missingNar,
+          paths: missing,
+        });
+      }
       const { changes } = await tx.run(
-        `INSERT INTO paths (${PATH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-        pathToParams(path),
+        `INSERT INTO paths (${PATH_COLUMNS}, file_size)
+         VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT file_size FROM nars WHERE cache = ? AND file_hash = ?)) ON CONFLICT DO NOTHING`,
+        [...pathToParams(path), path.cache, path.fileHash],
       );
       if (changes === 0) return false;
       for (const chunk of chunks([...new Set(path.references)], REFS_INSERT_CHUNK)) {
@@ -396,6 +499,261 @@ export class SqlIndex implements CacheIndex {
         [cache, ...chunk],
       );
       for (const row of rows) present.add(row.hash_part);
+    }
+    return present;
+  }
+
+  async pathBases(cache: string, hashParts: readonly string[]): Promise<Map<string, string>> {
+    const bases = new Map<string, string>();
+    for (const chunk of chunks([...new Set(hashParts)], IN_LIST_CHUNK)) {
+      const rows = await this.#db.all<{ hash_part: string; base: string }>(
+        `SELECT hash_part, base FROM paths WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})`,
+        [cache, ...chunk],
+      );
+      for (const row of rows) bases.set(row.hash_part, row.base);
+    }
+    return bases;
+  }
+
+  async referrers(cache: string, hashParts: readonly string[]): Promise<ReferenceRow[]> {
+    const found: ReferenceRow[] = [];
+    for (const chunk of chunks([...new Set(hashParts)], IN_LIST_CHUNK)) {
+      const rows = await this.#db.all<{ hash_part: string; ref_hash_part: string }>(
+        `SELECT hash_part, ref_hash_part FROM refs
+         WHERE cache = ? AND ref_hash_part IN (${placeholders(chunk.length)}) AND hash_part <> ref_hash_part`,
+        [cache, ...chunk],
+      );
+      for (const row of rows) found.push({ hashPart: row.hash_part, refHashPart: row.ref_hash_part });
+    }
+    return found;
+  }
+
+  async touchPaths(cache: string, hashParts: readonly string[], at: number): Promise<void> {
+    await this.#touch(cache, 'hash_part', hashParts, at);
+  }
+
+  async touchPathsByNar(cache: string, fileHashes: readonly string[], at: number): Promise<void> {
+    await this.#touch(cache, 'file_hash', fileHashes, at);
+  }
+
+  // Only ever moves last_access forwards, so that replicas flushing in any order agree.
+  async #touch(cache: string, column: 'hash_part' | 'file_hash', keys: readonly string[], at: number): Promise<void> {
+    for (const chunk of chunks([...new Set(keys)].sort(), IN_LIST_CHUNK)) {
+      await this.#db.run(
+        `UPDATE paths SET last_access = ?
+         WHERE cache = ? AND ${column} IN (${placeholders(chunk.length)}) AND (last_access IS NULL OR last_access < ?)`,
+        [at, cache, ...chunk, at],
+      );
+    }
+  }
+
+  async putPin(cache: string, name: string, hashPart: string, at: number): Promise<PinRecord> {
+    return this.#db.transaction(async (tx) => {
+      // Locks the path as putPath does its references: a deletion either ran first or sees the pin.
+      const path = await tx.get<{ base: string }>(
+        'UPDATE paths SET last_access = last_access WHERE cache = ? AND hash_part = ? RETURNING base',
+        [cache, hashPart],
+      );
+      if (!path) throw new IndexPreconditionError(`${hashPart} is not in cache ${cache}`, { paths: [hashPart] });
+      const pin: PinRecord = { cache, name, hashPart, base: path.base, createdAt: at };
+      await tx.run(
+        `INSERT INTO pins (${PIN_COLUMNS}) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (cache, name) DO UPDATE SET hash_part = excluded.hash_part, base = excluded.base, created_at = excluded.created_at`,
+        [pin.cache, pin.name, pin.hashPart, pin.base, pin.createdAt],
+      );
+      return pin;
+    });
+  }
+
+  async listPins(cache: string): Promise<PinRecord[]> {
+    const rows = await this.#db.all<PinRow>(`SELECT ${PIN_COLUMNS} FROM pins WHERE cache = ?`, [cache]);
+    return rows.map(pinFromRow).sort((a, b) => compareText(a.name, b.name));
+  }
+
+  async deletePin(cache: string, name: string): Promise<boolean> {
+    const { changes } = await this.#db.run('DELETE FROM pins WHERE cache = ? AND name = ?', [cache, name]);
+    return changes > 0;
+  }
+
+  async pathFactsPage(cache: string, after: string, limit: number): Promise<PathFacts[]> {
+    const rows = await this.#db.all<{
+      hash_part: string;
+      file_hash: string;
+      nar_size: number;
+      file_size: number | null;
+      accessed_at: number;
+    }>(
+      `SELECT hash_part, file_hash, nar_size, file_size, ${ACCESSED_AT('paths')} AS accessed_at
+       FROM paths WHERE cache = ? AND hash_part > ? ORDER BY hash_part LIMIT ?`,
+      [cache, after, limit],
+    );
+    return rows.map((row) => ({
+      hashPart: row.hash_part,
+      fileHash: row.file_hash,
+      narSize: row.nar_size,
+      fileSize: row.file_size ?? 0,
+      accessedAt: row.accessed_at,
+    }));
+  }
+
+  async referencesPage(cache: string, after: ReferenceRow | undefined, limit: number): Promise<ReferenceRow[]> {
+    const rows = await this.#db.all<{ hash_part: string; ref_hash_part: string }>(
+      `SELECT hash_part, ref_hash_part FROM refs WHERE cache = ? AND (hash_part, ref_hash_part) > (?, ?)
+       ORDER BY hash_part, ref_hash_part LIMIT ?`,
+      [cache, after?.hashPart ?? '', after?.refHashPart ?? '', limit],
+    );
+    return rows.map((row) => ({ hashPart: row.hash_part, refHashPart: row.ref_hash_part }));
+  }
+
+  async sharedNars(cache: string): Promise<string[]> {
+    const rows = await this.#db.all<{ file_hash: string }>(
+      'SELECT file_hash FROM paths WHERE cache = ? GROUP BY file_hash HAVING count(*) > 1',
+      [cache],
+    );
+    return rows.map((row) => row.file_hash);
+  }
+
+  async deletePaths(
+    cache: string,
+    candidates: readonly DeletionCandidate[],
+    options: { allOrNothing?: boolean } = {},
+  ): Promise<PathDeletion> {
+    const wanted = new Map(candidates.map((c) => [c.hashPart, c]));
+    if (wanted.size === 0) return { deleted: [], spared: [] };
+    return this.#db.transaction(async (tx) => {
+      const hashParts = [...wanted.keys()].sort();
+      // Lock first, then look (each statement sees what committed before it on PostgreSQL): a
+      // putPath or putPin that locked one of these paths has committed by now, and is seen below.
+      const rows = new Map<string, { base: string; file_hash: string; nar_size: number; accessed_at: number }>();
+      for (const chunk of chunks(hashParts, IN_LIST_CHUNK)) {
+        const locked = await tx.all<{ hash_part: string; base: string; file_hash: string; nar_size: number; accessed_at: number }>(
+          `UPDATE paths SET last_access = last_access WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})
+           RETURNING hash_part, base, file_hash, nar_size, ${ACCESSED_AT('paths')} AS accessed_at`,
+          [cache, ...chunk],
+        );
+        for (const row of locked) rows.set(row.hash_part, row);
+      }
+      const spared = new Map<string, SparedPath>();
+      const spare = (hashPart: string, reason: SparedPath['reason'], by?: string) => {
+        if (!spared.has(hashPart)) spared.set(hashPart, { hashPart, reason, ...(by !== undefined && { by }) });
+      };
+      for (const [hashPart, candidate] of wanted) {
+        const row = rows.get(hashPart);
+        if (!row) spare(hashPart, 'absent');
+        else if (candidate.accessedAt !== undefined && row.accessed_at > candidate.accessedAt) spare(hashPart, 'accessed');
+      }
+      const present = [...rows.keys()];
+      for (const chunk of chunks(present, IN_LIST_CHUNK)) {
+        const pins = await tx.all<{ name: string; hash_part: string }>(
+          `SELECT name, hash_part FROM pins WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})`,
+          [cache, ...chunk],
+        );
+        for (const pin of pins) spare(pin.hash_part, 'pinned', pin.name);
+      }
+      const referrersOf = new Map<string, string[]>();
+      for (const chunk of chunks(present, IN_LIST_CHUNK)) {
+        const refs = await tx.all<{ hash_part: string; ref_hash_part: string }>(
+          `SELECT hash_part, ref_hash_part FROM refs
+           WHERE cache = ? AND ref_hash_part IN (${placeholders(chunk.length)}) AND hash_part <> ref_hash_part`,
+          [cache, ...chunk],
+        );
+        for (const ref of refs) {
+          const list = referrersOf.get(ref.ref_hash_part);
+          if (list) list.push(ref.hash_part);
+          else referrersOf.set(ref.ref_hash_part, [ref.hash_part]);
+        }
+      }
+      // A path stays while anything that stays refers to it, until nothing changes.
+      const doomed = new Set(present.filter((h) => !spared.has(h)));
+      for (let changed = true; changed; ) {
+        changed = false;
+        for (const hashPart of doomed) {
+          const keeper = referrersOf.get(hashPart)?.find((r) => !doomed.has(r));
+          if (keeper !== undefined) {
+            doomed.delete(hashPart);
+            spare(hashPart, 'referenced', keeper);
+            changed = true;
+          }
+        }
+      }
+      if (options.allOrNothing && spared.size > 0) return { deleted: [], spared: [...spared.values()] };
+      const deleted: DeletedPath[] = [];
+      for (const chunk of chunks([...doomed], IN_LIST_CHUNK)) {
+        await tx.run(`DELETE FROM paths WHERE cache = ? AND hash_part IN (${placeholders(chunk.length)})`, [cache, ...chunk]);
+        for (const hashPart of chunk) {
+          const row = rows.get(hashPart)!;
+          deleted.push({ hashPart, base: row.base, fileHash: row.file_hash, narSize: row.nar_size });
+        }
+      }
+      if (deleted.length > 0) await tx.run('UPDATE caches SET generation = generation + 1 WHERE name = ?', [cache]);
+      return { deleted, spared: [...spared.values()] };
+    });
+  }
+
+  async orphanNarsPage(cache: string, rules: NarClaimRules, after: string, limit: number): Promise<NarClaim[]> {
+    const rows = await this.#db.all<{ file_hash: string; url: string; file_size: number }>(
+      `SELECT n.file_hash, n.url, n.file_size FROM nars n
+       WHERE n.cache = ? AND n.file_hash > ?
+         AND ((n.deleting_at IS NULL AND n.created_at < ?
+               AND NOT EXISTS (SELECT 1 FROM paths p WHERE p.cache = n.cache AND p.file_hash = n.file_hash))
+              OR n.deleting_at < ?)
+       ORDER BY n.file_hash LIMIT ?`,
+      [cache, after, rules.createdBefore, rules.staleClaimBefore, limit],
+    );
+    return rows.map((row) => ({ fileHash: row.file_hash, url: row.url, fileSize: row.file_size }));
+  }
+
+  async claimNars(cache: string, fileHashes: readonly string[], rules: NarClaimRules): Promise<NarClaim[]> {
+    const unique = [...new Set(fileHashes)].sort();
+    if (unique.length === 0) return [];
+    return this.#db.transaction(async (tx) => {
+      const claimed = new Map<string, NarClaim>();
+      for (const chunk of chunks(unique, IN_LIST_CHUNK)) {
+        const rows = await tx.all<{ file_hash: string; url: string; file_size: number }>(
+          `UPDATE nars SET deleting_at = ?
+           WHERE cache = ? AND file_hash IN (${placeholders(chunk.length)})
+             AND ((deleting_at IS NULL AND created_at < ?) OR deleting_at < ?)
+           RETURNING file_hash, url, file_size`,
+          [rules.at, cache, ...chunk, rules.createdBefore, rules.staleClaimBefore],
+        );
+        for (const row of rows) claimed.set(row.file_hash, { fileHash: row.file_hash, url: row.url, fileSize: row.file_size });
+      }
+      // A separate statement, after the claims locked the rows: a putPath that locked one of these
+      // NARs first has committed, and its path is seen here.
+      for (const chunk of chunks([...claimed.keys()], IN_LIST_CHUNK)) {
+        const used = await tx.all<{ file_hash: string }>(
+          `SELECT DISTINCT file_hash FROM paths WHERE cache = ? AND file_hash IN (${placeholders(chunk.length)})`,
+          [cache, ...chunk],
+        );
+        if (used.length === 0) continue;
+        const keep = used.map((u) => u.file_hash);
+        await tx.run(`UPDATE nars SET deleting_at = NULL WHERE cache = ? AND file_hash IN (${placeholders(keep.length)})`, [cache, ...keep]);
+        for (const fileHash of keep) claimed.delete(fileHash);
+      }
+      return [...claimed.values()];
+    });
+  }
+
+  async dropClaimedNars(cache: string, fileHashes: readonly string[]): Promise<number> {
+    let dropped = 0;
+    for (const chunk of chunks([...new Set(fileHashes)], IN_LIST_CHUNK)) {
+      const { changes } = await this.#db.run(
+        `DELETE FROM nars WHERE cache = ? AND file_hash IN (${placeholders(chunk.length)}) AND deleting_at IS NOT NULL`,
+        [cache, ...chunk],
+      );
+      dropped += changes;
+    }
+    return dropped;
+  }
+
+  async presentNars(cache: string, fileHashes: readonly string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    for (const chunk of chunks([...new Set(fileHashes)], IN_LIST_CHUNK)) {
+      const rows = await this.#db.all<{ file_hash: string }>(
+        `SELECT file_hash FROM nars WHERE cache = ? AND file_hash IN (${placeholders(chunk.length)})`,
+        [cache, ...chunk],
+      );
+      for (const row of rows) present.add(row.file_hash);
     }
     return present;
   }

@@ -1,9 +1,10 @@
-// The JSON admin API under /api/v1/: caches, their keys and upstreams, tokens,
-// and the batched `missing` query the push client uses. The CLI is a thin client of it.
+// The JSON admin API under /api/v1/: caches, their keys, upstreams and pins,
+// garbage collection and path deletion, tokens, and the batched `missing`
+// query the push client uses. The CLI is a thin client of it.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CacheRecord, KeyRecord, Permission, TokenRecord, UpstreamRecord } from '../index/cache-index.ts';
-import { parseStorePath } from '../nix/store-path.ts';
+import type { CacheRecord, KeyRecord, Permission, PinRecord, TokenRecord, UpstreamRecord } from '../index/cache-index.ts';
+import { isHashPart, parseStorePath } from '../nix/store-path.ts';
 import {
   createCache,
   retireKey,
@@ -12,12 +13,16 @@ import {
   trustedPublicKeys,
   updateCache,
   type CacheSettings,
+  type GcPolicyPatch,
 } from '../services/cache-admin.ts';
+import { deletePath, runGc } from '../services/gc.ts';
 import type { Larder } from '../services/larder.ts';
+import { deletePin, setPin } from '../services/pins.ts';
 import { Rejection } from '../services/rejection.ts';
 import { grants, isPermission, isServerAdmin } from '../services/tokens.ts';
+import { formatDurationValue, formatSizeValue, parseDurationValue, parseSizeValue } from '../services/units.ts';
 import { principalOf, requirePermission, unauthorized } from './access.ts';
-import { HttpError } from './http-error.ts';
+import { HttpError, REJECTION_STATUS } from './http-error.ts';
 import { readJson } from './request-body.ts';
 
 const JSON_LIMIT = 16 * 1024 * 1024;
@@ -26,6 +31,53 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   const text = JSON.stringify(body);
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** How long a slow answer may keep the client waiting for headers, and then between two blank lines. */
+const SLOW_ANSWER_MS = 10_000;
+
+/**
+ * Answers with `work`'s result like sendJson when it comes within seconds (so that a refusal
+ * keeps its status code); otherwise starts a 200 at once and sends a blank line every few
+ * seconds until the JSON comes (clients time out waiting for headers, and proxies on idle
+ * connections, long before a garbage collection of a large cache ends). A failure after that
+ * is sent as `{"error": …, "status": …}`. Leading whitespace is valid JSON.
+ */
+export async function sendJsonWhenDone(res: ServerResponse, work: Promise<unknown>, slowMs = SLOW_ANSWER_MS): Promise<void> {
+  const outcome = work.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const early = await Promise.race([outcome, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), slowMs)))]);
+  clearTimeout(timer);
+  if (early) {
+    if ('error' in early) throw early.error;
+    return sendJson(res, 200, early.value);
+  }
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.write('\n');
+  const keepAlive = setInterval(() => void (res.destroyed || res.write('\n')), slowMs);
+  try {
+    const done = await outcome;
+    if ('error' in done) {
+      const { status, message } = describeFailure(done.error);
+      res.end(JSON.stringify({ error: message, status }));
+    } else {
+      res.end(JSON.stringify(done.value));
+    }
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+function describeFailure(error: unknown): { status: number; message: string } {
+  if (error instanceof HttpError) return { status: error.status, message: error.message };
+  if (error instanceof Rejection) return { status: REJECTION_STATUS[error.kind], message: error.message };
+  const e = error as Error | undefined;
+  if (e?.name === 'IndexUnavailableError' || e?.name === 'StorageUnavailableError') return { status: 503, message: e.message };
+  process.stderr.write(`larder: internal error in a long request: ${e?.stack ?? String(error)}\n`);
+  return { status: 500, message: 'internal error' };
 }
 
 function upstreamJson(upstream: UpstreamRecord) {
@@ -40,9 +92,31 @@ async function cacheJson(larder: Larder, cache: CacheRecord) {
     compression: cache.compression,
     mirror: cache.mirror,
     createdAt: cache.createdAt,
+    retention: cache.retentionMs === null ? null : formatDurationValue(cache.retentionMs),
+    maxSize: cache.maxSize === null ? null : formatSizeValue(cache.maxSize),
     publicKeys: await trustedPublicKeys(larder, cache.name),
     upstreams: (await larder.index.listUpstreams(cache.name)).map(upstreamJson),
   };
+}
+
+function pinJson(larder: Larder, pin: PinRecord) {
+  return { name: pin.name, storePath: `${larder.storeDir}/${pin.base}`, createdAt: pin.createdAt };
+}
+
+/** `retention` ("30d") and `maxSize` ("200GiB" or bytes) of a PATCH; null removes the limit. */
+function gcPolicyOf(body: Body): GcPolicyPatch {
+  const policy: { retentionMs?: number | null; maxSize?: number | null } = {};
+  if (body.retention !== undefined) {
+    const ms = body.retention === null ? null : parseDurationValue(body.retention);
+    if (ms === undefined) throw new HttpError(400, `field 'retention': expected a duration such as "30d" or "12h", or null, got ${JSON.stringify(body.retention)}`);
+    policy.retentionMs = ms;
+  }
+  if (body.maxSize !== undefined) {
+    const bytes = body.maxSize === null ? null : parseSizeValue(body.maxSize);
+    if (bytes === undefined) throw new HttpError(400, `field 'maxSize': expected a size such as "200GiB" or a number of bytes, or null, got ${JSON.stringify(body.maxSize)}`);
+    policy.maxSize = bytes;
+  }
+  return policy;
 }
 
 function keyJson(key: KeyRecord) {
@@ -69,6 +143,11 @@ const ROUTES = [
   'PATCH caches/:cache',
   'DELETE caches/:cache',
   'POST caches/:cache/missing',
+  'POST caches/:cache/gc',
+  'DELETE caches/:cache/paths/:path',
+  'GET caches/:cache/pins',
+  'PUT caches/:cache/pins/:pin',
+  'DELETE caches/:cache/pins/:pin',
   'GET caches/:cache/upstreams',
   'PUT caches/:cache/upstreams',
   'GET caches/:cache/keys',
@@ -175,7 +254,8 @@ export class AdminApi {
       }
       case 'PATCH caches/:cache': {
         await needCache('admin');
-        const cache = await updateCache(larder, cacheName!, settingsOf(await objectBody(req)));
+        const body = await objectBody(req);
+        const cache = await updateCache(larder, cacheName!, { ...settingsOf(body), ...gcPolicyOf(body) });
         this.onCacheChanged(cache.name);
         return sendJson(res, 200, await cacheJson(larder, cache));
       }
@@ -201,7 +281,42 @@ export class AdminApi {
           }
         });
         const present = await larder.index.presentPaths(cacheName!, hashParts);
+        // A push finding a path present is an access of it.
+        for (const hashPart of present) larder.accesses.path(cacheName!, hashPart);
         return sendJson(res, 200, { missing: paths.filter((_, i) => !present.has(hashParts[i]!)) });
+      }
+      case 'POST caches/:cache/gc': {
+        await needCache('admin');
+        const body = await objectBody(req);
+        const dryRun = field<boolean>(body, 'dryRun', 'boolean') ?? false;
+        const list = field<boolean>(body, 'list', 'boolean') ?? false;
+        return sendJsonWhenDone(res, runGc(larder, cacheName!, { dryRun, list }));
+      }
+      case 'DELETE caches/:cache/paths/:path': {
+        await needCache('admin');
+        // A hash part, or a store path's basename (percent-encoded slashes are refused before here).
+        const hashPart = params.path!.slice(0, 32);
+        if (!isHashPart(hashPart) || (params.path!.length > 32 && params.path![32] !== '-')) {
+          throw new HttpError(400, `'${params.path}' is neither a hash part nor a store path basename`);
+        }
+        const withDependents = new URL(req.url ?? '/', 'http://x').searchParams.get('withDependents') === 'true';
+        return sendJson(res, 200, await deletePath(larder, cacheName!, hashPart, { withDependents }));
+      }
+      case 'GET caches/:cache/pins': {
+        await needCache('read');
+        return sendJson(res, 200, (await larder.index.listPins(cacheName!)).map((pin) => pinJson(larder, pin)));
+      }
+      case 'PUT caches/:cache/pins/:pin': {
+        // Write, not admin: `larder push --pin` moves a pin with the token it pushes with.
+        await needCache('write');
+        const storePath = field<string>(await objectBody(req), 'storePath', 'string', true);
+        const pin = await setPin(larder, cacheName!, params.pin!, storePath);
+        return sendJson(res, 200, pinJson(larder, pin));
+      }
+      case 'DELETE caches/:cache/pins/:pin': {
+        await needCache('write');
+        await deletePin(larder, cacheName!, params.pin!);
+        return sendJson(res, 200, { deleted: params.pin });
       }
       case 'GET caches/:cache/upstreams': {
         await needCache('read');

@@ -49,8 +49,12 @@ export class BinaryCacheProtocol {
   private readonly larder: Larder;
   /** Cache settings change rarely; a second of staleness across replicas is fine. */
   private readonly caches = new TtlCache<CacheRecord>(1000, 1000);
-  /** Positive narinfos only: a push must be visible at once, so absence is never cached. */
-  private readonly narinfos = new TtlCache<string>(50_000, 10_000);
+  /**
+   * Positive narinfos only: a push must be visible at once, so absence is never cached. Each is
+   * kept with the cache's generation when read, and served only while the cache record (at most a
+   * second old) still has that generation: a deletion on any replica bumps it.
+   */
+  private readonly narinfos = new TtlCache<{ narinfo: string; generation: number }>(50_000, 10_000);
 
   constructor(larder: Larder) {
     this.larder = larder;
@@ -91,16 +95,23 @@ export class BinaryCacheProtocol {
         return sendText(res, 200, cacheInfoText(this.larder, cache), 'text/x-nix-cache-info');
       case 'narinfo': {
         const key = `${cache.name}/${resource.hashPart}`;
-        let narinfo = this.narinfos.get(key);
+        const cached = this.narinfos.get(key);
+        let narinfo = cached?.generation === cache.generation ? cached.narinfo : undefined;
         if (narinfo === undefined) {
           narinfo = (await this.larder.index.getPath(cache.name, resource.hashPart))?.narinfo;
           if (narinfo === undefined) throw new HttpError(404, `${resource.hashPart}.narinfo is not in cache '${cache.name}'`);
-          this.narinfos.set(key, narinfo);
+          this.narinfos.set(key, { narinfo, generation: cache.generation });
         }
+        // Noted in memory only; written in batches (the hot path does no writes).
+        this.larder.accesses.path(cache.name, resource.hashPart);
         return sendText(res, 200, narinfo, 'text/x-nix-narinfo');
       }
-      case 'nar':
-        return this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar');
+      case 'nar': {
+        await this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar');
+        const fileHash = /^([0-9a-z]{52})\.nar/.exec(resource.fileName)?.[1];
+        if (fileHash && req.method === 'GET') this.larder.accesses.nar(cache.name, fileHash);
+        return;
+      }
       case 'listing':
         return this.sendBlob(req, res, listingKey(cache.name, resource.hashPart), 'application/json');
       case 'log':
@@ -152,6 +163,8 @@ export class BinaryCacheProtocol {
         const text = (await readSmallBody(req, limit)).toString('utf8');
         const { created } = await receiveNarInfo(larder, cache.name, resource.hashPart, text);
         this.narinfos.delete(`${cache.name}/${resource.hashPart}`);
+        // An upload that found the path present: an access, as a download would be.
+        if (!created) larder.accesses.path(cache.name, resource.hashPart);
         return sendText(res, created ? 201 : 200, '');
       }
       case 'listing': {

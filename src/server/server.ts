@@ -6,19 +6,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { IndexUnavailableError } from '../index/cache-index.ts';
 import type { Larder } from '../services/larder.ts';
-import { Rejection, type RejectionKind } from '../services/rejection.ts';
+import { Rejection } from '../services/rejection.ts';
 import { StorageUnavailableError } from '../storage/blob-store.ts';
 import { AdminApi, sendJson } from './admin-api.ts';
 import { BinaryCacheProtocol, sendText } from './binary-cache.ts';
-import { HttpError } from './http-error.ts';
+import { HttpError, REJECTION_STATUS } from './http-error.ts';
 
-const REJECTION_STATUS: Readonly<Record<RejectionKind, number>> = {
-  invalid: 400,
-  conflict: 409,
-  mismatch: 422,
-  unsupported: 415,
-  'too-large': 413,
-};
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'ECONNABORTED']);
 
@@ -49,6 +42,8 @@ export interface LarderServerOptions {
 export function createLarderServer(larder: Larder, options: LarderServerOptions = {}): Server {
   const protocol = new BinaryCacheProtocol(larder);
   const api = new AdminApi(larder, (name) => protocol.forgetCache(name));
+  // Deletions here are seen at once here; on other processes, within the cache record's second.
+  larder.onPathsDeleted((name) => protocol.forgetCache(name));
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const segments = pathSegments(req.url ?? '/');

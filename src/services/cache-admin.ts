@@ -56,7 +56,15 @@ export async function createCache(ctx: AdminContext, name: string, settings: Par
   if (problem) throw new Rejection('invalid', problem);
   checkSettings(settings);
   if (await ctx.index.getCache(name)) throw new Rejection('conflict', `cache '${name}' already exists`);
-  const cache: CacheRecord = { name, ...DEFAULT_CACHE_SETTINGS, ...settings, createdAt: Date.now() };
+  const cache: CacheRecord = {
+    name,
+    ...DEFAULT_CACHE_SETTINGS,
+    ...settings,
+    createdAt: Date.now(),
+    retentionMs: null,
+    maxSize: null,
+    generation: 0,
+  };
   await ctx.index.createCache(cache);
   await ctx.index.addKey(newKey(ctx, name, 1));
   // The blob store stays a valid binary cache on its own (invariant 1).
@@ -64,8 +72,19 @@ export async function createCache(ctx: AdminContext, name: string, settings: Par
   return cache;
 }
 
-export async function updateCache(ctx: AdminContext, name: string, patch: Partial<CacheSettings>): Promise<CacheRecord> {
+/** Garbage collection's policy: null removes a limit. */
+export interface GcPolicyPatch {
+  readonly retentionMs?: number | null;
+  readonly maxSize?: number | null;
+}
+
+export async function updateCache(ctx: AdminContext, name: string, patch: Partial<CacheSettings> & GcPolicyPatch): Promise<CacheRecord> {
   checkSettings(patch);
+  for (const [field, value] of [['retention', patch.retentionMs], ['maxSize', patch.maxSize]] as const) {
+    if (value !== undefined && value !== null && !(Number.isSafeInteger(value) && value > 0)) {
+      throw new Rejection('invalid', `${field}: expected a positive amount, got ${value}`);
+    }
+  }
   const cache = await ctx.index.updateCache(name, patch);
   if (!cache) throw new Rejection('conflict', `no cache '${name}'`);
   await ctx.store.put(cacheInfoKey(name), cacheInfoText(ctx, cache));

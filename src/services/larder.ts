@@ -7,7 +7,10 @@ import { openIndex } from '../index/open-index.ts';
 import { IndexConflictError, type CacheIndex } from '../index/cache-index.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { FilesystemStore } from '../storage/filesystem-store.ts';
+import { AccessLog } from './access-log.ts';
 import { createCache, type AdminContext } from './cache-admin.ts';
+import { DEFAULT_GC_SETTINGS, leaseHolder, type GcContext, type GcSettings } from './gc.ts';
+import type { PinContext } from './pins.ts';
 import type { PublishContext } from './publish.ts';
 import { Rejection } from './rejection.ts';
 import { Tokens } from './tokens.ts';
@@ -19,15 +22,29 @@ export interface LarderSettings {
   readonly maxNarSize: number;
   /** Largest narinfo, listing or log body accepted, in bytes. */
   readonly maxSmallBodySize: number;
+  /** Garbage collection's timings; the defaults where absent. */
+  readonly gc?: Partial<GcSettings>;
+  /** The clock of access times and garbage collection; default Date.now. */
+  readonly now?: () => number;
 }
 
-export interface Larder extends PublishContext, AdminContext {
+export interface Larder extends PublishContext, AdminContext, GcContext, PinContext {
   readonly tokens: Tokens;
   readonly settings: LarderSettings;
+  readonly accesses: AccessLog;
+  /** Calls `listener` with a cache's name after paths of it were deleted in this process. */
+  onPathsDeleted(listener: (cache: string) => void): void;
+  /** Writes the pending access times, then closes the index and the store. */
   close(): Promise<void>;
 }
 
 export function assembleLarder(index: CacheIndex, store: BlobStore, settings: LarderSettings): Larder {
+  const now = settings.now ?? Date.now;
+  const listeners = new Set<(cache: string) => void>();
+  const accesses = new AccessLog(index, {
+    now,
+    onError: (error) => process.stderr.write(`larder: cannot record access times yet: ${(error as Error).message}\n`),
+  });
   return {
     index,
     store,
@@ -37,7 +54,18 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
     keyNamePrefix: settings.keyNamePrefix,
     maxNarSize: settings.maxNarSize,
     upstreams: new UpstreamChecker(index, { storeDir: settings.storeDir }),
+    accesses,
+    holder: leaseHolder(),
+    gcSettings: { ...DEFAULT_GC_SETTINGS, ...settings.gc },
+    now,
+    pathsDeleted: (cache) => {
+      for (const listener of listeners) listener(cache);
+    },
+    onPathsDeleted: (listener) => void listeners.add(listener),
     close: async () => {
+      await accesses.stop().catch((error: unknown) => {
+        process.stderr.write(`larder: access times not recorded: ${(error as Error).message}\n`);
+      });
       await index.close();
       await store.close();
     },
@@ -74,6 +102,7 @@ export async function openConfiguredLarder(config: ServerConfig): Promise<Larder
       keyNamePrefix: config.keyNamePrefix,
       maxNarSize: config.maxNarSize,
       maxSmallBodySize: config.maxBodySize,
+      gc: { uploadGraceMs: config.gc.uploadGraceMs },
     });
   } catch (error) {
     await index.close();

@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createDecompressor } from '../compression/decompress.ts';
-import type { CacheIndex, NarRecord } from '../index/cache-index.ts';
+import { IndexPreconditionError, IndexUnavailableError, type CacheIndex, type NarRecord } from '../index/cache-index.ts';
 import { compressionOfExtension, type Compression } from '../nix/compression.ts';
 import { signNarInfo } from '../nix/fingerprint.ts';
 import { formatHash, hashEquals, parseHash } from '../nix/hash.ts';
@@ -67,7 +68,8 @@ export interface ReceivedNar {
 
 export async function receiveNar(ctx: PublishContext, cache: string, fileName: string, body: Readable): Promise<ReceivedNar> {
   const { fileHash, compression } = parseNarFileName(fileName);
-  const existing = await ctx.index.getNar(cache, fileHash);
+  // Renewed, so that garbage collection takes it for an upload in flight until its narinfo comes.
+  const existing = await ctx.index.touchNar(cache, fileHash, Date.now());
   if (existing) {
     body.resume();
     await finished(body).catch(() => {});
@@ -108,6 +110,8 @@ export async function receiveNar(ctx: PublishContext, cache: string, fileName: s
       throw new Rejection('mismatch', `FileHash: the URL names sha256:${fileHash} but the body hashes to sha256:${actual}`);
     }
     const { narHash, narSize } = verifier.finish();
+    // Garbage collection may be deleting an older copy of this very file: wait until it is done.
+    await waitWhileDeleting(ctx.index, cache, fileHash);
     // Only now, verified, does the NAR become visible (for S3: the multipart upload completes).
     await writer.commit();
     const nar: NarRecord = {
@@ -129,6 +133,20 @@ export async function receiveNar(ctx: PublishContext, cache: string, fileName: s
       throw new Rejection('invalid', `NAR body is not valid ${compression} data: ${(error as Error).message}`);
     }
     throw error;
+  }
+}
+
+const DELETION_WAIT_MS = 10_000;
+const DELETION_POLL_MS = 100;
+
+/** Resolves once no garbage collection claims the NAR; IndexUnavailableError (a 503) after a while. */
+async function waitWhileDeleting(index: CacheIndex, cache: string, fileHash: string): Promise<void> {
+  const deadline = Date.now() + DELETION_WAIT_MS;
+  while (await index.narDeleting(cache, fileHash)) {
+    if (Date.now() > deadline) {
+      throw new IndexUnavailableError(`NAR ${fileHash} of cache ${cache} is being deleted by garbage collection; upload it again shortly`);
+    }
+    await sleep(DELETION_POLL_MS);
   }
 }
 
@@ -164,23 +182,38 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
   // Before the references: an identical re-upload changes nothing, even if an upstream lost a reference since.
   const existing = await ctx.index.getPath(cache, hashPart);
   if (existing) return sameAsExisting(ctx, info, existing.narinfo, base, cache);
-  await checkReferences(ctx, cache, info);
+  const inCache = await checkReferences(ctx, cache, info);
 
   const keys = (await ctx.index.listKeys(cache)).filter((k) => k.state === 'active').map((k) => parseSecretKey(k.secretKey));
   // The stored NAR's facts are authoritative: fill in what the client left out.
   const complete: NarInfo = { ...info, compression: nar.compression, fileHash: parseHash(`sha256:${nar.fileHash}`), fileSize: nar.fileSize };
   const narinfo = formatNarInfo(signNarInfo(complete, keys, ctx.storeDir), ctx.storeDir);
   await ctx.store.put(narInfoKey(cache, hashPart), narinfo);
-  const created = await ctx.index.putPath({
-    cache,
-    hashPart,
-    base,
-    fileHash,
-    narSize: info.narSize,
-    references: [...new Set(info.references.map((r) => r.hashPart))],
-    narinfo,
-    createdAt: Date.now(),
-  });
+  let created: boolean;
+  try {
+    // The NAR and the references found in the cache must still be there when the path becomes
+    // visible: garbage collection may have deleted them since they were checked.
+    created = await ctx.index.putPath(
+      {
+        cache,
+        hashPart,
+        base,
+        fileHash,
+        narSize: info.narSize,
+        references: [...new Set(info.references.map((r) => r.hashPart))],
+        narinfo,
+        createdAt: Date.now(),
+      },
+      { nar: true, references: [...inCache] },
+    );
+  } catch (error) {
+    if (!(error instanceof IndexPreconditionError)) throw error;
+    if (error.missingNar) {
+      throw new Rejection('conflict', `field URL: ${info.url} was deleted from cache ${cache} meanwhile; upload the NAR again`);
+    }
+    const gone = info.references.filter((r) => error.missingPaths.includes(r.hashPart)).map(storePathBase);
+    throw new Rejection('conflict', `field References: deleted from cache ${cache} meanwhile: ${gone.join(' ')}; upload references first`);
+  }
   if (!created) {
     // Another upload of this path won the race; ours must agree with it.
     const winner = await ctx.index.getPath(cache, hashPart);
@@ -189,12 +222,12 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
   return { narinfo, created };
 }
 
-/** Every reference is in the cache or, failing that, in one of its upstreams. */
-async function checkReferences(ctx: PublishContext, cache: string, info: NarInfo): Promise<void> {
+/** Every reference is in the cache or, failing that, in one of its upstreams; those in the cache. */
+async function checkReferences(ctx: PublishContext, cache: string, info: NarInfo): Promise<Set<string>> {
   const others = info.references.filter((r) => r.hashPart !== info.storePath.hashPart);
   const present = await ctx.index.presentPaths(cache, others.map((r) => r.hashPart));
   let missing: readonly StorePath[] = others.filter((r) => !present.has(r.hashPart));
-  if (missing.length === 0) return;
+  if (missing.length === 0) return present;
   let elsewhere = '';
   if (ctx.upstreams) {
     const found = await ctx.upstreams.findPresent(cache, missing.map((r) => r.hashPart));
@@ -205,6 +238,7 @@ async function checkReferences(ctx: PublishContext, cache: string, info: NarInfo
     const bases = missing.map(storePathBase).join(' ');
     throw new Rejection('conflict', `field References: not in cache ${cache}: ${bases}${elsewhere}; upload references first`);
   }
+  return present;
 }
 
 function checkAgainstNar(info: NarInfo, nar: NarRecord): void {

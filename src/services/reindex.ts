@@ -73,7 +73,7 @@ export async function reindexCache(larder: Larder, cache: string): Promise<Reind
         references: [...new Set(complete.references.map((r) => r.hashPart))],
         narinfo,
         createdAt: Date.now(),
-      });
+      }, { nar: true });
       indexedPaths.add(path);
       indexed++;
     } catch (error) {

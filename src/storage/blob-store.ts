@@ -25,6 +25,14 @@ export interface BlobWriter {
   abort(): Promise<void>;
 }
 
+/** A stored blob as a listing shows it. */
+export interface BlobEntry {
+  readonly key: string;
+  readonly size: number;
+  /** When it was last written, ms. */
+  readonly modifiedAt: number;
+}
+
 export interface BlobStore {
   /** The blob's size, or undefined when absent. */
   stat(key: string): Promise<number | undefined>;
@@ -35,8 +43,17 @@ export interface BlobStore {
   /** Starts a streamed write that becomes visible only on commit. */
   createWriter(key: string): Promise<BlobWriter>;
   delete(key: string): Promise<void>;
+  /** Deletes several keys (absent ones are fine). */
+  deleteMany(keys: readonly string[]): Promise<void>;
   /** Keys under a prefix, in no particular order. */
   list(prefix: string): AsyncIterable<string>;
+  /** Blobs under a prefix with their size and time, in no particular order. */
+  listEntries(prefix: string): AsyncIterable<BlobEntry>;
+  /**
+   * Removes what writes that died left behind, older than `olderThanMs` (temporary files;
+   * unfinished multipart uploads); with `dryRun`, only counts them. Returns how many.
+   */
+  sweepAbandoned(olderThanMs: number, dryRun?: boolean): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { checkKey, StorageUnavailableError, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
+import { checkKey, StorageUnavailableError, type BlobEntry, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
 
 const TEMP_DIR = '.tmp';
 
@@ -33,19 +33,30 @@ export class FilesystemStore implements BlobStore {
     return new FilesystemStore(root);
   }
 
-  /** Removes temp files older than `olderThanMs` (uploads that died with their process). */
-  async sweepTemp(olderThanMs: number): Promise<number> {
+  /** Removes temp files older than `olderThanMs` (uploads that died with their process); with `dryRun`, counts them. */
+  async sweepTemp(olderThanMs: number, dryRun = false): Promise<number> {
     const dir = join(this.root, TEMP_DIR);
     let removed = 0;
-    for (const name of await readdir(dir)) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (isMissing(error)) return 0;
+      throw unavailable('list', TEMP_DIR, error);
+    }
+    for (const name of names) {
       const file = join(dir, name);
       const info = await stat(file).catch(() => undefined);
       if (info && Date.now() - info.mtimeMs > olderThanMs) {
-        await rm(file, { force: true });
+        if (!dryRun) await rm(file, { force: true });
         removed++;
       }
     }
     return removed;
+  }
+
+  sweepAbandoned(olderThanMs: number, dryRun = false): Promise<number> {
+    return this.sweepTemp(olderThanMs, dryRun);
   }
 
   private path(key: string): string {
@@ -145,9 +156,26 @@ export class FilesystemStore implements BlobStore {
     }
   }
 
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const key of keys) await this.delete(key);
+  }
+
   async *list(prefix: string): AsyncIterable<string> {
     const base = prefix.replace(/\/+$/, '');
     yield* walk(join(this.root, checkKey(base)), base);
+  }
+
+  async *listEntries(prefix: string): AsyncIterable<BlobEntry> {
+    for await (const key of this.list(prefix)) {
+      let info;
+      try {
+        info = await stat(this.path(key));
+      } catch (error) {
+        if (isMissing(error)) continue; // deleted since the directory was read
+        throw unavailable('stat', key, error);
+      }
+      yield { key, size: info.size, modifiedAt: info.mtimeMs };
+    }
   }
 
   async close(): Promise<void> {}

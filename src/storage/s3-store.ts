@@ -30,7 +30,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { checkKey, StorageUnavailableError, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
+import { checkKey, StorageUnavailableError, type BlobEntry, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
 
 export interface S3StoreOptions {
   /** e.g. http://127.0.0.1:9000; absent for AWS S3 itself. */
@@ -349,6 +349,10 @@ export class S3Store implements BlobStore {
   }
 
   async *list(prefix: string): AsyncIterable<string> {
+    for await (const entry of this.listEntries(prefix)) yield entry.key;
+  }
+
+  async *listEntries(prefix: string): AsyncIterable<BlobEntry> {
     const base = prefix.replace(/\/+$/, '');
     const s3Prefix = this.prefix + (base === '' ? '' : `${checkKey(base)}/`);
     let token: string | undefined;
@@ -370,7 +374,9 @@ export class S3Store implements BlobStore {
       for (const object of page.Contents ?? []) {
         const key = object.Key?.slice(this.prefix.length);
         // Objects that are no valid key (written by something else) cannot be addressed through this interface.
-        if (key !== undefined && object.Key!.startsWith(this.prefix) && isValidKey(key)) yield key;
+        if (key !== undefined && object.Key!.startsWith(this.prefix) && isValidKey(key)) {
+          yield { key, size: object.Size ?? 0, modifiedAt: object.LastModified?.getTime() ?? 0 };
+        }
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -378,14 +384,19 @@ export class S3Store implements BlobStore {
 
   /**
    * Aborts multipart uploads under the prefix started more than `olderThanMs`
-   * ago (uploads whose process died before commit or abort); returns how many.
+   * ago (uploads whose process died before commit or abort); returns how many
+   * (with `dryRun`, only counts them).
    * An upload still running after that long is aborted too: give hours.
    * A server without ListMultipartUploads (it is optional in several S3
    * implementations) answers NotImplemented: then there is nothing this can
    * do and it returns 0 — a bucket lifecycle rule
    * (AbortIncompleteMultipartUpload) is the other way to clean up.
    */
-  async sweepIncompleteUploads(olderThanMs: number): Promise<number> {
+  sweepAbandoned(olderThanMs: number, dryRun = false): Promise<number> {
+    return this.sweepIncompleteUploads(olderThanMs, dryRun);
+  }
+
+  async sweepIncompleteUploads(olderThanMs: number, dryRun = false): Promise<number> {
     const cutoff = Date.now() - olderThanMs;
     let removed = 0;
     let keyMarker: string | undefined;
@@ -411,6 +422,10 @@ export class S3Store implements BlobStore {
         if (!upload.Key || !upload.UploadId || !upload.Key.startsWith(this.prefix)) continue;
         // Swift rounds Initiated up to the next second, and clocks differ: callers give hours, not seconds.
         if (!upload.Initiated || upload.Initiated.getTime() > cutoff) continue;
+        if (dryRun) {
+          removed++;
+          continue;
+        }
         try {
           await this.abortUpload(upload.Key, upload.UploadId);
         } catch (error) {

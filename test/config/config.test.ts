@@ -68,3 +68,12 @@ test('storage and index tables, from larder.toml and LARDER_<TABLE>_<KEY>', () =
   );
   assert.throws(() => resolveConfig({ file: { path: 'l.toml', values: { storage: { buckett: 'x' } } } }), { message: /unknown setting 'storage\.buckett'/ });
 });
+
+test('the [gc] table: the schedule (off disables it) and the upload grace period', () => {
+  assert.deepEqual(resolveConfig({}).gc, { intervalMs: 3_600_000, uploadGraceMs: 3_600_000 });
+  const file = { path: 'larder.toml', values: { gc: { interval: '15m', 'upload-grace': '2h' } } };
+  assert.deepEqual(resolveConfig({ file }).gc, { intervalMs: 900_000, uploadGraceMs: 7_200_000 });
+  assert.deepEqual(resolveConfig({ file, env: { LARDER_GC_INTERVAL: 'off' } }).gc, { intervalMs: null, uploadGraceMs: 7_200_000 });
+  assert.throws(() => resolveConfig({ env: { LARDER_GC_INTERVAL: 'hourly' } }), { message: /^LARDER_GC_INTERVAL: expected a duration such as "10m" or "1h", or "off"/ });
+  assert.throws(() => resolveConfig({ file: { path: 'l.toml', values: { gc: { 'upload-grace': 5 } } } }), { message: /^l\.toml: gc\.upload-grace: expected a duration/ });
+});

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import type { IndexConfig } from '../../src/config/config.ts';
 import {
   IndexConflictError,
+  IndexPreconditionError,
   type CacheRecord,
   type KeyRecord,
   type NarRecord,
@@ -86,7 +87,18 @@ export function hashPart(seed: string): string {
 }
 
 export function cacheRecord(name: string, overrides: Partial<CacheRecord> = {}): CacheRecord {
-  return { name, public: false, priority: 40, compression: 'zstd', mirror: false, createdAt: 1_700_000_000_000, ...overrides };
+  return {
+    name,
+    public: false,
+    priority: 40,
+    compression: 'zstd',
+    mirror: false,
+    createdAt: 1_700_000_000_000,
+    retentionMs: null,
+    maxSize: null,
+    generation: 0,
+    ...overrides,
+  };
 }
 
 export function keyRecord(cache: string, name: string, overrides: Partial<KeyRecord> = {}): KeyRecord {
@@ -621,13 +633,277 @@ export function defineIndexSuite(backend: IndexBackend): void {
     const index = await ctx.open();
     assert.equal(index.dialect, backend.name);
     assert.equal(await index.schemaVersion(), Math.max(...MIGRATIONS.map((m) => m.version)));
-    assert.equal(await index.schemaVersion(), 3);
+    assert.equal(await index.schemaVersion(), 4);
   });
 
   suiteTest('migrate reports what it applied and the version reached', async (ctx) => {
     const raw = await ctx.raw();
     assert.deepEqual(await migrate(raw, MIGRATIONS.slice(0, 1)), { version: 1, applied: [1] });
-    assert.deepEqual(await migrate(raw), { version: 3, applied: [2, 3] });
-    assert.deepEqual(await migrate(raw), { version: 3, applied: [] });
+    assert.deepEqual(await migrate(raw), { version: 4, applied: [2, 3, 4] });
+    assert.deepEqual(await migrate(raw), { version: 4, applied: [] });
+  });
+
+  suiteTest('a cache of schema version 3 reads with no retention or quota; its paths have no recorded access', async (ctx) => {
+    const raw = await ctx.raw();
+    await migrate(raw, MIGRATIONS.filter((m) => m.version <= 3));
+    await raw.run('INSERT INTO caches (name, is_public, priority, compression, created_at, mirror) VALUES (?, ?, ?, ?, ?, ?)', ['old', 0, 40, 'zstd', 5, 0]);
+    for (const [seed, file] of [['p', 'f'], ['q', 'g']] as const) {
+      await raw.run('INSERT INTO paths (cache, hash_part, base, file_hash, nar_size, narinfo, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+        'old', hashPart(seed), `${hashPart(seed)}-${seed}`, file.repeat(52), 10, 'x', 123,
+      ]);
+    }
+    await raw.run('INSERT INTO nars (cache, file_hash, url, compression, file_size, nar_hash, nar_size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+      'old', 'f'.repeat(52), 'nar/x.nar', 'none', 77, 'sha256:x', 10, 1,
+    ]);
+    const index = await ctx.open();
+    assert.deepEqual(await index.getCache('old'), cacheRecord('old', { createdAt: 5 }));
+    assert.deepEqual(
+      (await index.pathFactsPage('old', '', 10)).sort((a, b) => (a.fileHash < b.fileHash ? -1 : 1)),
+      [
+        { hashPart: hashPart('p'), fileHash: 'f'.repeat(52), narSize: 10, fileSize: 77, accessedAt: 123 },
+        { hashPart: hashPart('q'), fileHash: 'g'.repeat(52), narSize: 10, fileSize: 0, accessedAt: 123 },
+      ],
+      'the NAR size is copied to the path by the migration (0 without a NAR record)',
+    );
+    assert.deepEqual(await index.listPins('old'), []);
+  });
+
+  suiteTest('retention and max-size are stored with the cache, and null removes them', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    assert.deepEqual(await index.updateCache('main', { retentionMs: 30 * 86_400_000, maxSize: 200 * 2 ** 30 }), cacheRecord('main', {
+      retentionMs: 30 * 86_400_000,
+      maxSize: 200 * 2 ** 30,
+    }));
+    assert.deepEqual(await index.updateCache('main', { retentionMs: null }), cacheRecord('main', { maxSize: 200 * 2 ** 30 }));
+    assert.deepEqual(await index.updateCache('main', { maxSize: null, priority: 3 }), cacheRecord('main', { priority: 3 }));
+  });
+
+  suiteTest('accesses only move a path’s last access forwards, by hash part or by NAR', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    const a = pathRecord('main', 'a');
+    const b = pathRecord('main', 'b');
+    await index.putPath(a);
+    await index.putPath(b);
+    const accessed = async () => new Map((await index.pathFactsPage('main', '', 10)).map((f) => [f.hashPart, f.accessedAt]));
+    assert.deepEqual(await accessed(), new Map([[a.hashPart, a.createdAt], [b.hashPart, b.createdAt]]), 'the creation counts as an access');
+
+    await index.touchPaths('main', [a.hashPart, hashPart('absent')], a.createdAt + 100);
+    await index.touchPathsByNar('main', [b.fileHash], b.createdAt + 50);
+    assert.deepEqual(await accessed(), new Map([[a.hashPart, a.createdAt + 100], [b.hashPart, b.createdAt + 50]]));
+    await index.touchPaths('main', [a.hashPart, b.hashPart], a.createdAt + 70);
+    assert.deepEqual(await accessed(), new Map([[a.hashPart, a.createdAt + 100], [b.hashPart, b.createdAt + 70]]), 'never backwards');
+    await index.touchPaths('other', [a.hashPart], a.createdAt + 999);
+    assert.equal((await accessed()).get(a.hashPart), a.createdAt + 100, 'per cache');
+  });
+
+  suiteTest('path facts and references come in pages that cover everything once, with NAR sizes', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    const seeds = Array.from({ length: 23 }, (_, i) => `p${i}`);
+    for (const [i, seed] of seeds.entries()) {
+      await index.putNar(narRecord('main', seed, { fileSize: 1000 + i }));
+      const refs = seeds.slice(0, i).filter((_, j) => j % 3 === 0).map(hashPart);
+      await index.putPath(pathRecord('main', seed, [...refs, hashPart(seed)]));
+    }
+    const facts = [];
+    for (let after = ''; ; ) {
+      const page = await index.pathFactsPage('main', after, 4);
+      facts.push(...page);
+      if (page.length < 4) break;
+      after = page.at(-1)!.hashPart;
+    }
+    assert.deepEqual(facts.map((f) => f.hashPart), seeds.map(hashPart).sort());
+    const sizeOf = new Map(seeds.map((seed, i) => [hashPart(seed), 1000 + i]));
+    for (const f of facts) assert.equal(f.fileSize, sizeOf.get(f.hashPart));
+
+    const refs = [];
+    for (let after: { hashPart: string; refHashPart: string } | undefined; ; ) {
+      const page = await index.referencesPage('main', after, 5);
+      refs.push(...page);
+      if (page.length < 5) break;
+      after = page.at(-1);
+    }
+    const expected = seeds.flatMap((seed, i) =>
+      [...seeds.slice(0, i).filter((_, j) => j % 3 === 0).map(hashPart), hashPart(seed)].map((r) => `${hashPart(seed)} ${r}`),
+    );
+    assert.deepEqual(refs.map((r) => `${r.hashPart} ${r.refHashPart}`), expected.sort());
+    assert.deepEqual(await index.sharedNars('main'), []);
+    await index.putPath({ ...pathRecord('main', 'twin'), fileHash: pathRecord('main', 'p0').fileHash });
+    assert.deepEqual(await index.sharedNars('main'), [pathRecord('main', 'p0').fileHash]);
+  });
+
+  suiteTest('putPath with requirements: the NAR and references must be there, else nothing is stored', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    await index.putPath(pathRecord('main', 'dep'));
+    const top = pathRecord('main', 'top', [hashPart('dep'), hashPart('gone'), hashPart('top')]);
+    await assert.rejects(
+      index.putPath(top, { nar: true, references: [hashPart('dep'), hashPart('gone'), hashPart('top')] }),
+      (error) => error instanceof IndexPreconditionError && error.missingNar && error.missingPaths.join() === hashPart('gone'),
+    );
+    assert.equal(await index.getPath('main', top.hashPart), undefined);
+    await index.putNar({ ...narRecord('main', 'top'), fileHash: top.fileHash });
+    await assert.rejects(index.putPath(top, { nar: true, references: [hashPart('gone')] }), (error) =>
+      error instanceof IndexPreconditionError && !error.missingNar,
+    );
+    assert.equal(await index.putPath(top, { nar: true, references: [hashPart('dep'), hashPart('top')] }), true, 'self is not required');
+    assert.equal(await index.putPath(top, { nar: true, references: [hashPart('dep')] }), false);
+  });
+
+  suiteTest('a NAR claimed for deletion counts as absent; touching renews an unclaimed one', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    const nar = narRecord('main', 'n', { createdAt: 1000 });
+    await index.putNar(nar);
+    assert.deepEqual(await index.touchNar('main', nar.fileHash, 5000), { ...nar, createdAt: 5000 });
+    assert.deepEqual(await index.touchNar('main', nar.fileHash, 4000), { ...nar, createdAt: 5000 }, 'never backwards');
+    assert.equal(await index.narDeleting('main', nar.fileHash), false);
+
+    const rules = { createdBefore: 6000, staleClaimBefore: 0, at: 7000 };
+    assert.deepEqual(await index.claimNars('main', [nar.fileHash], { ...rules, createdBefore: 5000 }), [], 'renewed: too young');
+    assert.deepEqual(await index.claimNars('main', [nar.fileHash], rules), [{ fileHash: nar.fileHash, url: nar.url, fileSize: nar.fileSize }]);
+    assert.equal(await index.narDeleting('main', nar.fileHash), true);
+    assert.equal(await index.getNar('main', nar.fileHash), undefined);
+    assert.equal(await index.touchNar('main', nar.fileHash, 8000), undefined);
+    assert.deepEqual(await index.presentNars('main', [nar.fileHash, 'x'.repeat(52)]), new Set([nar.fileHash]));
+    assert.deepEqual(await index.claimNars('main', [nar.fileHash], rules), [], 'claimed once');
+    assert.equal((await index.claimNars('main', [nar.fileHash], { ...rules, staleClaimBefore: 7001, at: 9000 })).length, 1, 'a stale claim is taken over');
+
+    await index.putNar({ ...nar, createdAt: 1 });
+    assert.equal(await index.getNar('main', nar.fileHash), undefined, 'recording it again does not resurrect a claimed NAR');
+    assert.equal(await index.dropClaimedNars('main', [nar.fileHash]), 1);
+    assert.deepEqual(await index.presentNars('main', [nar.fileHash]), new Set());
+    await index.putNar(nar);
+    assert.deepEqual(await index.getNar('main', nar.fileHash), nar);
+  });
+
+  suiteTest('NARs a path uses are never claimed; orphans are listed by age, claims by staleness', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    const used = narRecord('main', 'used', { createdAt: 10 });
+    const old = narRecord('main', 'old', { createdAt: 10 });
+    const young = narRecord('main', 'young', { createdAt: 500 });
+    for (const nar of [used, old, young]) await index.putNar(nar);
+    await index.putPath({ ...pathRecord('main', 'p'), fileHash: used.fileHash });
+    const rules = { createdBefore: 100, staleClaimBefore: 0, at: 1000 };
+    assert.deepEqual((await index.orphanNarsPage('main', rules, '', 10)).map((n) => n.fileHash), [old.fileHash]);
+    assert.deepEqual((await index.claimNars('main', [used.fileHash, old.fileHash, young.fileHash], rules)).map((c) => c.fileHash), [old.fileHash]);
+    assert.equal(await index.narDeleting('main', used.fileHash), false);
+    assert.deepEqual(await index.orphanNarsPage('main', rules, '', 10), [], 'claimed: not listed until stale');
+    assert.deepEqual((await index.orphanNarsPage('main', { ...rules, staleClaimBefore: 1001 }, '', 10)).map((n) => n.fileHash), [old.fileHash]);
+  });
+
+  suiteTest('pins name paths of the cache, are replaced by name, listed by name and deleted', async (ctx) => {
+    const index = await ctx.open();
+    await index.createCache(cacheRecord('main'));
+    await index.createCache(cacheRecord('other'));
+    const [a, b] = [pathRecord('main', 'a'), pathRecord('main', 'b')];
+    await index.putPath(a);
+    await index.putPath(b);
+    await assert.rejects(index.putPin('main', 'x', hashPart('absent'), 1), IndexPreconditionError);
+    await assert.rejects(index.putPin('other', 'x', a.hashPart, 1), IndexPreconditionError, 'per cache');
+    assert.deepEqual(await index.putPin('main', 'zeta', a.hashPart, 1), { cache: 'main', name: 'zeta', hashPart: a.hashPart, base: a.base, createdAt: 1 });
+    await index.putPin('main', 'alpha', a.hashPart, 2);
+    await index.putPin('main', 'zeta', b.hashPart, 3);
+    assert.deepEqual(await index.listPins('main'), [
+      { cache: 'main', name: 'alpha', hashPart: a.hashPart, base: a.base, createdAt: 2 },
+      { cache: 'main', name: 'zeta', hashPart: b.hashPart, base: b.base, createdAt: 3 },
+    ]);
+    assert.equal(await index.deletePin('main', 'alpha'), true);
+    assert.equal(await index.deletePin('main', 'alpha'), false);
+    assert.deepEqual((await index.listPins('main')).map((p) => p.name), ['zeta']);
+    assert.deepEqual(await index.listPins('other'), []);
+  });
+
+  suiteTest('deletePaths deletes a closure referrers and all, spares what changed, and bumps the generation', async (ctx) => {
+    const index = await ctx.open();
+    const raw = await ctx.raw();
+    await index.createCache(cacheRecord('main'));
+    // lib ← bin ← app; lib ← other (not a candidate); pinned; touched.
+    const lib = pathRecord('main', 'lib', [hashPart('lib')]);
+    const bin = pathRecord('main', 'bin', [hashPart('lib')]);
+    const app = pathRecord('main', 'app', [hashPart('bin'), hashPart('lib')]);
+    const other = pathRecord('main', 'other', [hashPart('lib')]);
+    const pinned = pathRecord('main', 'pinned');
+    const touched = pathRecord('main', 'touched');
+    for (const p of [lib, bin, app, other, pinned, touched]) await index.putPath(p);
+    await index.putPin('main', 'keep', pinned.hashPart, 1);
+    await index.touchPaths('main', [touched.hashPart], touched.createdAt + 10);
+
+    const result = await index.deletePaths('main', [
+      { hashPart: app.hashPart, accessedAt: app.createdAt },
+      { hashPart: bin.hashPart },
+      { hashPart: lib.hashPart },
+      { hashPart: pinned.hashPart },
+      { hashPart: touched.hashPart, accessedAt: touched.createdAt },
+      { hashPart: hashPart('absent') },
+    ]);
+    assert.deepEqual(
+      result.deleted.map((d) => d.base).sort(),
+      [app.base, bin.base].sort(),
+    );
+    assert.deepEqual(result.deleted.find((d) => d.hashPart === app.hashPart), { hashPart: app.hashPart, base: app.base, fileHash: app.fileHash, narSize: app.narSize });
+    assert.deepEqual(
+      [...result.spared].sort((x, y) => (x.hashPart < y.hashPart ? -1 : 1)),
+      [
+        { hashPart: lib.hashPart, reason: 'referenced', by: other.hashPart },
+        { hashPart: pinned.hashPart, reason: 'pinned', by: 'keep' },
+        { hashPart: touched.hashPart, reason: 'accessed' },
+        { hashPart: hashPart('absent'), reason: 'absent' },
+      ].sort((x, y) => (x.hashPart < y.hashPart ? -1 : 1)),
+    );
+    assert.equal(await index.getPath('main', app.hashPart), undefined);
+    assert.ok(await index.getPath('main', lib.hashPart));
+    assert.equal((await raw.get<{ n: number }>('SELECT count(*) AS n FROM refs WHERE cache = ? AND hash_part = ?', ['main', app.hashPart]))?.n, 0);
+    assert.equal((await index.getCache('main'))?.generation, 1);
+
+    const both = await index.deletePaths('main', [{ hashPart: lib.hashPart }, { hashPart: other.hashPart }], { allOrNothing: true });
+    assert.deepEqual(both.deleted.map((d) => d.base).sort(), [lib.base, other.base].sort(), 'other refers to lib, both go');
+    assert.deepEqual(both.spared, []);
+    assert.equal((await index.getCache('main'))?.generation, 2);
+    assert.deepEqual(await index.referrers('main', [lib.hashPart]), []);
+
+    const refused = await index.deletePaths('main', [{ hashPart: pinned.hashPart }, { hashPart: touched.hashPart }], { allOrNothing: true });
+    assert.deepEqual(refused.deleted, []);
+    assert.ok(await index.getPath('main', touched.hashPart), 'all or nothing: nothing');
+    assert.equal((await index.getCache('main'))?.generation, 2, 'nothing deleted, no new generation');
+  });
+
+  suiteTest('a path committed while its reference is deleted: never the path without its reference', async (ctx) => {
+    const [pusher, collector] = [await ctx.open(), await ctx.open()];
+    await pusher.createCache(cacheRecord('main'));
+    for (let round = 0; round < 15; round++) {
+      const dep = pathRecord('main', `dep-${round}`);
+      await pusher.putPath(dep);
+      await pusher.putNar({ ...narRecord('main', `top-${round}`), fileHash: pathRecord('main', `top-${round}`).fileHash });
+      const top = pathRecord('main', `top-${round}`, [dep.hashPart]);
+      const [pushed] = await Promise.allSettled([
+        pusher.putPath(top, { nar: true, references: [dep.hashPart] }),
+        collector.deletePaths('main', [{ hashPart: dep.hashPart }]),
+      ]);
+      const topThere = (await pusher.getPath('main', top.hashPart)) !== undefined;
+      const depThere = (await pusher.getPath('main', dep.hashPart)) !== undefined;
+      assert.ok(!topThere || depThere, `round ${round}: ${top.base} visible without ${dep.base}`);
+      if (pushed.status === 'rejected') assert.ok(pushed.reason instanceof IndexPreconditionError, String(pushed.reason));
+    }
+  });
+
+  suiteTest('a path committed while its NAR is claimed: never the path without its NAR', async (ctx) => {
+    const [pusher, collector] = [await ctx.open(), await ctx.open()];
+    await pusher.createCache(cacheRecord('main'));
+    for (let round = 0; round < 15; round++) {
+      const path = pathRecord('main', `p-${round}`);
+      await pusher.putNar({ ...narRecord('main', `p-${round}`, { createdAt: 1 }), fileHash: path.fileHash });
+      const [, claimed] = await Promise.allSettled([
+        pusher.putPath(path, { nar: true }),
+        collector.claimNars('main', [path.fileHash], { createdBefore: 100, staleClaimBefore: 0, at: 200 }),
+      ]);
+      const pathThere = (await pusher.getPath('main', path.hashPart)) !== undefined;
+      const claims = claimed.status === 'fulfilled' ? claimed.value : [];
+      assert.ok(!(pathThere && claims.length > 0), `round ${round}: a NAR in use was claimed`);
+      assert.ok(pathThere || claims.length > 0, `round ${round}: one of the two must win`);
+    }
   });
 }

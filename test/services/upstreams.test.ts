@@ -89,7 +89,17 @@ async function openIndex(t: TestContext, dir?: string): Promise<SqlIndex> {
 
 async function cacheWithUpstreams(t: TestContext, upstreams: readonly Upstream[]): Promise<SqlIndex> {
   const index = await openIndex(t);
-  await index.createCache({ name: 'main', public: false, priority: 40, compression: 'zstd', mirror: false, createdAt: 0 });
+  await index.createCache({
+    name: 'main',
+    public: false,
+    priority: 40,
+    compression: 'zstd',
+    mirror: false,
+    createdAt: 0,
+    retentionMs: null,
+    maxSize: null,
+    generation: 0,
+  });
   await index.setUpstreams('main', upstreams);
   return index;
 }
