@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { encodeNar, narStream } from '../../src/nix/nar-encoder.ts';
+import { encodeNar, NarChunkEncoder, narStream } from '../../src/nix/nar-encoder.ts';
 import { encodeNix32 } from '../../src/nix/nix32.ts';
 import { nixEnv, skipWithoutNix } from '../helpers/nix-env.ts';
 import { collect, generateTree, nixDump, nixDumpStream, tempDir, writeTree, type FsTree } from './nar-fixtures.ts';
@@ -114,6 +114,73 @@ test('refuses sockets and FIFOs, naming the path', async (t) => {
   const fifo = join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
   await assert.rejects(collect(encodeNar(fifo)), { message: `cannot put ${fifo} in a NAR: it is a FIFO` });
+});
+
+/** The whole NAR from the synchronous encoder, asking for chunks of `chunkSize`. */
+function encodeSync(path: string, chunkSize?: number): Buffer {
+  const encoder = new NarChunkEncoder(path, chunkSize === undefined ? {} : { chunkSize });
+  const chunks: Buffer[] = [];
+  for (let chunk = encoder.next(); chunk !== undefined; chunk = encoder.next()) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+test('the synchronous encoder matches nix-store --dump and encodeNar on 60 generated trees, at any chunk size', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const nix = await nixEnv(t);
+  const dir = await tempDir(t);
+  for (let seed = 1; seed <= 60; seed++) {
+    const path = join(dir, `tree-${seed}`);
+    await writeTree(Buffer.from(path), generateTree(seed));
+    const theirs = await nixDump(nix, path);
+    for (const chunkSize of [undefined, 8192, 100_003]) {
+      const ours = encodeSync(path, chunkSize);
+      assert.ok(ours.equals(theirs), `seed ${seed}, chunks of ${chunkSize ?? 'default'}: ${ours.length}-byte NAR differs from nix-store --dump's ${theirs.length} bytes`);
+    }
+    assert.ok((await collect(encodeNar(path))).equals(theirs), `seed ${seed}: encodeNar`);
+  }
+});
+
+test('the synchronous encoder hands out chunks of the size asked for, and reuses recycled ones', async (t) => {
+  const dir = join(await tempDir(t), 'many');
+  await mkdir(dir);
+  for (let i = 0; i < 300; i++) await writeFile(join(dir, `f${i}`), Buffer.alloc(i * 37, i));
+  const encoder = new NarChunkEncoder(dir, { chunkSize: 64 * 1024 });
+  const sizes: number[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  const all: Buffer[] = [];
+  for (let chunk = encoder.next(); chunk !== undefined; chunk = encoder.next()) {
+    sizes.push(chunk.length);
+    buffers.add(chunk.buffer);
+    all.push(Buffer.from(chunk));
+    encoder.recycle(chunk);
+  }
+  assert.ok(sizes.length > 10);
+  // Every chunk but the last is full (a token may run a little past the size).
+  for (const size of sizes.slice(0, -1)) assert.ok(size >= 64 * 1024 && size < 64 * 1024 + 4096, `a chunk of ${size} bytes`);
+  assert.ok(buffers.size <= 3, `${buffers.size} buffers for ${sizes.length} recycled chunks`);
+  assert.ok(Buffer.concat(all).equals(await collect(encodeNar(dir))));
+});
+
+test('the synchronous encoder refuses sockets and missing paths, naming them, and closes what it opened', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'a-file'), Buffer.alloc(3 * MiB));
+  const socket = join(dir, 'socket');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  t.after(() => server.close());
+  const encoder = new NarChunkEncoder(dir, { chunkSize: 1024 * 1024 });
+  assert.throws(() => {
+    while (encoder.next() !== undefined);
+  }, { message: `cannot put ${socket} in a NAR: it is a socket` });
+  assert.equal(encoder.next(), undefined);
+  const missing = join(dir, 'missing');
+  assert.throws(() => new NarChunkEncoder(missing).next(), (error: NodeJS.ErrnoException) => error.code === 'ENOENT' && error.message.includes(missing));
+
+  // Stopped half-way through a big file: close() releases it.
+  const big = new NarChunkEncoder(join(dir, 'a-file'), { chunkSize: 1024 * 1024 });
+  big.next();
+  big.close();
+  assert.equal(big.next(), undefined);
 });
 
 /** Which of the cases the generated corpus must cover appear in `tree`. */
