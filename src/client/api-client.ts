@@ -2,6 +2,8 @@
 // format rather than importing the server's types, so that it stays a
 // client: what it knows of the server is what the server sends.
 
+import type { GcReport } from '../services/gc.ts';
+
 export type Permission = 'read' | 'write' | 'admin';
 
 export interface CacheInfo {
@@ -33,59 +35,8 @@ export interface PinInfo {
   readonly createdAt: number;
 }
 
-/** What `POST caches/<c>/gc` answers (the fields the CLI shows; see services/gc.ts). */
-export interface GcReportInfo {
-  readonly cache: string;
-  readonly dryRun: boolean;
-  readonly startedAt: number;
-  readonly policy: { readonly retentionMs: number | null; readonly maxSize: number | null; readonly uploadGraceMs: number };
-  readonly timings: { readonly loadMs: number; readonly planMs: number; readonly totalMs: number };
-  readonly paths: number;
-  readonly bytes: number;
-  readonly kept: {
-    readonly paths: number;
-    readonly bytes: number;
-    readonly pins: readonly { readonly name: string; readonly storePath: string; readonly paths: number | null; readonly bytes: number | null }[];
-    readonly pinnedRoots: number;
-    readonly recentRoots: number;
-    readonly oldestRecentAccess: number | null;
-    readonly unlimitedRoots: number;
-    readonly referenced: number;
-    readonly examples: readonly {
-      readonly storePath: string;
-      readonly reason: 'pinned' | 'recent' | 'unlimited' | 'referenced';
-      readonly accessedAt?: number;
-      readonly referencedBy?: string;
-    }[];
-  };
-  readonly freed: {
-    readonly paths: number;
-    readonly bytes: number;
-    readonly expired: { readonly paths: number; readonly bytes: number };
-    readonly evicted: { readonly paths: number; readonly bytes: number };
-    readonly examples: readonly { readonly storePath: string; readonly reason: 'expired' | 'evicted'; readonly accessedAt: number }[];
-    readonly digest: string;
-    readonly list?: readonly string[];
-  };
-  readonly quota: {
-    readonly maxSize: number;
-    readonly bytesBefore: number;
-    readonly bytesAfter: number;
-    readonly pinnedBytes: number;
-    readonly evictedPaths: number;
-    readonly reached: boolean;
-  } | null;
-  readonly deleted: {
-    readonly paths: number;
-    readonly nars: number;
-    readonly bytes: number;
-    readonly digest: string;
-    readonly list?: readonly string[];
-    readonly spared: Readonly<Record<'absent' | 'accessed' | 'pinned' | 'referenced', number>>;
-    readonly stopped: boolean;
-  } | null;
-  readonly orphans: { readonly nars: number; readonly narBytes: number; readonly files: number; readonly abandoned: number };
-}
+/** What `POST caches/<c>/gc` answers: the server's report, as JSON. */
+export type GcReportInfo = GcReport;
 
 export interface PathDeletionInfo {
   readonly deleted: readonly string[];

@@ -65,10 +65,10 @@ export async function startLarder(
 }
 
 /** Resolves with stdout once the banner is complete: its last line says larder is ready. */
-function readBanner(child: ChildProcess, stderr: () => string): Promise<string> {
+export function readBanner(child: ChildProcess, stderr: () => string, timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`larder serve printed no banner in 20 s; stderr: ${stderr()}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`larder serve printed no banner in ${timeoutMs / 1000} s; stderr: ${stderr()}`)), timeoutMs);
     child.stdout!.setEncoding('utf8').on('data', (text: string) => {
       out += text;
       if (/larder is ready.*\n/.test(out)) {

@@ -14,6 +14,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { readBanner } from '../helpers/larder-server.ts';
 import { nixEnv, skipWithoutNix } from '../helpers/nix-env.ts';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -134,21 +135,7 @@ async function serveInstalled(t: TestContext): Promise<Served> {
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  const banner = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`the installed larder serve printed no banner in 30 s; stderr: ${stderr}`)), 30_000);
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      out += text;
-      if (/larder is ready.*\n/.test(out)) {
-        clearTimeout(timer);
-        resolve(out);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the installed larder serve exited with ${code}: ${stderr}`));
-    });
-  });
+  const banner = await readBanner(child, () => stderr, 30_000);
   // It runs the installed package, not this checkout (the re-exec for the heap flag keeps the pid).
   const cmdline = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8')).split('\0');
   assert.ok(
