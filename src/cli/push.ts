@@ -15,6 +15,7 @@ import { push, type PushEvents } from '../client/push/push.ts';
 import { UserError } from './user-error.ts';
 
 interface PushFlags {
+  pin?: string;
   skipUpstream?: string[];
   stdin?: boolean;
   buildDeps?: boolean;
@@ -59,6 +60,7 @@ export function registerPush(program: Command): void {
     .option('--compression-level <n>', 'zstd level (1-19)', '3')
     .option('--skip-upstream <url>', "skip paths this cache serves, signed by a key the local Nix trusts (repeatable; default: the cache's upstreams)", (url: string, list: string[] = []) => [...list, url.replace(/\/+$/, '')])
     .option('--token <token>', 'a token with write permission (default: $LARDER_TOKEN, then `larder login`)')
+    .option('--pin <name>', "keep what was pushed from garbage collection under this name, replacing the pin's previous path (one path or installable)")
     .option('--json', 'print only a JSON summary')
     .action(async (cacheUrl: string, args: string[], flags: PushFlags) => {
       let location;
@@ -80,6 +82,10 @@ export function registerPush(program: Command): void {
       const live = tty ? terminalProgress(process.stderr) : undefined;
       const events: PushEvents = flags.json ? {} : (live ?? plainProgress((line) => process.stderr.write(`${line}\n`)));
       try {
+        const roots = flags.pin === undefined ? [] : await nix.resolve(installables, false);
+        if (flags.pin !== undefined && roots.length !== 1) {
+          throw new UserError(`--pin names one store path; ${installables.join(' ')} resolved to ${roots.length}`);
+        }
         const paths = await candidates(nix, installables, flags.buildDeps ?? false);
         const upstreams = flags.skipUpstream ?? declaredUpstreams(await endpoint.describe());
         const summary = await push({
@@ -97,6 +103,8 @@ export function registerPush(program: Command): void {
           const first = summary.failed[0]!;
           throw new UserError(`${summary.failed.length} path(s) failed; first: ${first.path}: ${first.reason}`);
         }
+        // Only a complete push is pinned: the pin keeps exactly what is now in the cache.
+        if (flags.pin !== undefined) await endpoint.pin(flags.pin, roots[0]!);
       } catch (error) {
         if (error instanceof NixCommandError || error instanceof ServerRefusal) throw new UserError(error.message);
         if (error instanceof UserError) throw error;

@@ -129,6 +129,7 @@ export async function retireKey(ctx: AdminContext, cache: string, name: string):
   const keys = await ctx.index.listKeys(cache);
   const key = keys.find((k) => k.name === name);
   if (!key) throw new Rejection('conflict', `cache '${cache}' has no key '${name}'`);
+  if (key.state === 'retired') throw new Rejection('conflict', `key '${name}' of '${cache}' is already retired`);
   if (key.state === 'active' && keys.filter((k) => k.state === 'active').length === 1) {
     throw new Rejection('conflict', `key '${name}' is the only active key of '${cache}'; rotate first`);
   }

@@ -124,6 +124,14 @@ for (const backend of backends) {
     await assert.rejects(substitute(nix, server.cacheUrl, server.writeToken, [newKey], [old!.out]), /not signed by any of the keys|required signature/);
     await substitute(nix, server.cacheUrl, server.writeToken, [server.publicKey], [old!.out]);
     assert.ok(await nix.isValid(old!.out));
+
+    const oldName = server.publicKey.split(':')[0]!;
+    assert.equal((await api(server, `/api/v1/caches/main/keys/${oldName}/retire`, { method: 'POST' })).status, 200);
+    const again = await api(server, `/api/v1/caches/main/keys/${oldName}/retire`, { method: 'POST' });
+    assert.equal(again.status, 409);
+    assert.match(((await again.json()) as { error: string }).error, /already retired/);
+    const shownAfter = (await (await api(server, '/api/v1/caches/main')).json()) as { publicKeys: string[] };
+    assert.deepEqual(shownAfter.publicKeys, [newKey], 'a retired key is no longer published');
   });
 
   test(`${backend.name}: a new user: the lines the first start prints are enough to push and substitute`, async (t) => {

@@ -143,6 +143,16 @@ export class CacheEndpoint {
     return JSON.parse(answer.body) as Record<string, unknown>;
   }
 
+  /** Pins a store path's closure under a name, replacing an earlier pin of that name. */
+  async pin(name: string, storePath: string): Promise<void> {
+    const body = Buffer.from(JSON.stringify({ storePath }));
+    await this.call('PUT', `${this.location.server}/api/v1/caches/${this.location.cache}/pins/${encodeURIComponent(name)}`, {
+      size: body.length,
+      open: () => Readable.from([body]),
+      type: 'application/json',
+    });
+  }
+
   async hasFile(path: string): Promise<boolean> {
     return (await this.call('HEAD', `${this.location.url}/${path}`)).status < 300;
   }

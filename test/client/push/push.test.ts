@@ -251,3 +251,21 @@ test('paths an upstream serves are skipped, and both substituters together give 
   });
   for (const path of [base, lib, app]) assert.ok(await nix.isValid(path), path);
 });
+
+test('--pin keeps the pushed closure under a name, replacing the previous path of that name', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const [first, second] = await nix.buildClosure([{ name: 'build-1' }, { name: 'build-2' }]);
+  const pins = async () =>
+    (await (await fetch(`${server.url}/api/v1/caches/main/pins`, { headers: { Authorization: `Bearer ${server.writeToken}` } })).json()) as Array<{ name: string; storePath: string }>;
+  await pushJson(nix, server, ['--pin', 'branch-main', first!.out]);
+  assert.deepEqual((await pins()).map((p) => [p.name, p.storePath]), [['branch-main', first!.out]]);
+  await pushJson(nix, server, ['--pin', 'branch-main', second!.out]);
+  assert.deepEqual((await pins()).map((p) => [p.name, p.storePath]), [['branch-main', second!.out]]);
+  const both = await larder(['push', '--pin', 'x', server.cacheUrl, first!.out, second!.out], { ...nix.env, LARDER_TOKEN: server.writeToken }).then(
+    () => assert.fail('--pin with two paths must be refused'),
+    (error: Error & { stderr: string }) => error.stderr,
+  );
+  assert.match(both, /^larder: --pin names one store path/m);
+});
