@@ -55,7 +55,7 @@ EXPOSE 8080
 # GET / answers 200 without touching the index or storage: the process is up and serving.
 # (/main/nix-cache-info of a private cache needs a token; 503 there means storage or index trouble.)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const port = (process.env.LARDER_LISTEN || '0.0.0.0:8080').split(':').pop(); fetch('http://127.0.0.1:' + port + '/').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "const port = (process.env.LARDER_LISTEN || '0.0.0.0:8080').split(':').pop(); fetch('http://127.0.0.1:' + port + '/readyz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
 ENTRYPOINT ["larder"]
 CMD ["serve"]

@@ -9,6 +9,7 @@ import type { Larder } from '../services/larder.ts';
 import { Rejection } from '../services/rejection.ts';
 import { StorageUnavailableError } from '../storage/blob-store.ts';
 import { AdminApi, sendJson } from './admin-api.ts';
+import { readiness } from './health.ts';
 import { BinaryCacheProtocol, sendText } from './binary-cache.ts';
 import { HttpError, REJECTION_STATUS } from './http-error.ts';
 
@@ -53,6 +54,12 @@ export function createLarderServer(larder: Larder, options: LarderServerOptions 
     }
     if (segments.length === 1 && segments[0] === '') {
       return sendText(res, 200, 'larder: a Nix binary cache. Caches are served under /<cache>/.\n');
+    }
+    if (segments.length === 1 && segments[0] === 'healthz') return sendText(res, 200, 'ok\n');
+    if (segments.length === 1 && segments[0] === 'readyz') {
+      const state = await readiness(larder);
+      res.setHeader('Cache-Control', 'no-store');
+      return sendJson(res, state.ready ? 200 : 503, state);
     }
     if (segments.length < 2 || segments[0] === '') throw new HttpError(404, 'not found');
     return protocol.handle(req, res, segments[0]!, segments.slice(1).join('/'));

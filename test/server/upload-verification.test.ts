@@ -200,11 +200,18 @@ test('upload verification', async (t) => {
       assert.equal(res.headers.get('retry-after'), '5');
       const upload = await put(server, `nar/${encodeNix32(sha(Buffer.from('new')))}.nar`, 'new');
       assert.equal(upload.status, 503);
+      assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the process itself is alive');
+      const ready = await fetch(`${server.url}/readyz`);
+      assert.equal(ready.status, 503, 'but not ready: storage cannot answer');
+      const state = (await ready.json()) as { index: string; storage: string };
+      assert.equal(state.index, 'ok');
+      assert.match(state.storage, /storage: cannot/);
     } finally {
       await rm(store);
       await rename(`${store}.away`, store);
     }
     assert.equal((await get(server, up.url)).status, 200);
+    assert.equal((await fetch(`${server.url}/readyz`)).status, 200, 'ready again once storage answers');
   });
 
   await t.test('narinfo, listing and log bodies with a Content-Encoding are decoded', async () => {
