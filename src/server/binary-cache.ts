@@ -121,20 +121,26 @@ export class BinaryCacheProtocol {
 
   private async sendBlob(req: IncomingMessage, res: ServerResponse, key: string, contentType: string): Promise<void> {
     const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Accept-Ranges': 'bytes' };
+    const notFound = () => new HttpError(404, `${key} not found`);
+    if (req.method !== 'HEAD' && req.headers.range === undefined) {
+      // The common download: one open tells the size, no separate stat.
+      const blob = await this.larder.store.open(key);
+      if (!blob) throw notFound();
+      res.writeHead(200, { ...headers, 'Content-Length': blob.size });
+      return pipeline(blob.stream, res);
+    }
+    const size = await this.larder.store.stat(key);
+    if (size === undefined) throw notFound();
     if (req.method === 'HEAD') {
-      const size = await this.larder.store.stat(key);
-      if (size === undefined) throw new HttpError(404, `${key} not found`);
       res.writeHead(200, { ...headers, 'Content-Length': size }).end();
       return;
     }
-    const size = await this.larder.store.stat(key);
-    if (size === undefined) throw new HttpError(404, `${key} not found`);
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
       throw new HttpError(416, `range not satisfiable for ${size} bytes`, { 'Content-Range': `bytes */${size}` });
     }
     const blob = await this.larder.store.open(key, range.kind === 'range' ? range.range : undefined);
-    if (!blob) throw new HttpError(404, `${key} not found`);
+    if (!blob) throw notFound();
     if (range.kind === 'range') {
       const { start, end } = range.range;
       res.writeHead(206, { ...headers, 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${blob.size}` });
