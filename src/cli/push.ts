@@ -5,13 +5,12 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { loadLogin } from './credentials-store.ts';
-import { LocalNix, NixCommandError } from '../client/local-nix.ts';
+import { LocalNix } from '../client/local-nix.ts';
 import { candidates } from '../client/push/candidates.ts';
 import { upstreamSkipper } from '../client/push/upstream-skip.ts';
-import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
 import { plainProgress, summaryJson, summaryLine, terminalProgress } from '../client/push/progress.ts';
 import { push, type PushEvents } from '../client/push/push.ts';
+import { asUserError, positiveInt, pushEndpoint } from './push-endpoint.ts';
 import { UserError } from './user-error.ts';
 
 interface PushFlags {
@@ -23,13 +22,6 @@ interface PushFlags {
   token?: string;
   json?: boolean;
   compressionLevel?: string;
-}
-
-function positiveInt(value: string | undefined, name: string, fallback: number, max: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > max) throw new UserError(`--${name}: expected a whole number from 1 to ${max}, got '${value}'`);
-  return n;
 }
 
 async function readStdinPaths(): Promise<string[]> {
@@ -63,21 +55,12 @@ export function registerPush(program: Command): void {
     .option('--pin <name>', "keep what was pushed from garbage collection under this name, replacing the pin's previous path (one path or installable)")
     .option('--json', 'print only a JSON summary')
     .action(async (cacheUrl: string, args: string[], flags: PushFlags) => {
-      let location;
-      try {
-        location = parseCacheUrl(cacheUrl);
-      } catch (error) {
-        throw new UserError((error as Error).message);
-      }
       const installables = [...args, ...(flags.stdin ? await readStdinPaths() : [])];
       if (installables.length === 0) throw new UserError('nothing to push: give store paths or installables, or --stdin');
       const jobs = positiveInt(flags.jobs, 'jobs', 4, 256);
       const level = positiveInt(flags.compressionLevel, 'compression-level', 3, 19);
-      const login = await loadLogin(process.env);
-      const token = flags.token ?? process.env.LARDER_TOKEN ?? (login?.server === location.server ? login.token : undefined);
-
+      const endpoint = await pushEndpoint(cacheUrl, flags.token, jobs);
       const nix = new LocalNix();
-      const endpoint = new CacheEndpoint(location, { token, connections: jobs + 2, attempts: 6, backoffMs: 500 });
       const tty = !flags.json && process.stderr.isTTY;
       const live = tty ? terminalProgress(process.stderr) : undefined;
       const events: PushEvents = flags.json ? {} : (live ?? plainProgress((line) => process.stderr.write(`${line}\n`)));
@@ -106,8 +89,8 @@ export function registerPush(program: Command): void {
         // Only a complete push is pinned: the pin keeps exactly what is now in the cache.
         if (flags.pin !== undefined) await endpoint.pin(flags.pin, roots[0]!);
       } catch (error) {
-        if (error instanceof NixCommandError || error instanceof ServerRefusal) throw new UserError(error.message);
-        if (error instanceof UserError) throw error;
+        const user = asUserError(error);
+        if (user instanceof UserError) throw user;
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'EACCES') throw new UserError((error as Error).message);
         throw error;

@@ -7,13 +7,12 @@ import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { loadLogin } from './credentials-store.ts';
-import { LocalNix, NixCommandError } from '../client/local-nix.ts';
-import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
+import { LocalNix } from '../client/local-nix.ts';
 import { candidates } from '../client/push/candidates.ts';
 import { summaryLine } from '../client/push/progress.ts';
 import { push } from '../client/push/push.ts';
 import { defaultQueueDir, enqueue, readQueue, removeEntries } from '../client/push/queue.ts';
+import { asUserError, positiveInt, pushEndpoint } from './push-endpoint.ts';
 import { UserError } from './user-error.ts';
 
 export function registerQueue(program: Command): void {
@@ -48,20 +47,11 @@ export function registerWatch(program: Command): void {
     .option('--token <token>', 'a token with write permission (default: $LARDER_TOKEN, then `larder login`)')
     .option('--once', 'drain the queue once and exit')
     .action(async (cacheUrl: string, flags: WatchFlags) => {
-      let location;
-      try {
-        location = parseCacheUrl(cacheUrl);
-      } catch (error) {
-        throw new UserError((error as Error).message);
-      }
+      const jobs = positiveInt(flags.jobs, 'jobs', 4, 256);
+      const endpoint = await pushEndpoint(cacheUrl, flags.token, jobs);
       const dir = flags.queueDir ?? defaultQueueDir(process.env);
       await mkdir(dir, { recursive: true });
-      const login = await loadLogin(process.env);
-      const token = flags.token ?? process.env.LARDER_TOKEN ?? (login?.server === location.server ? login.token : undefined);
-      const jobs = Number(flags.jobs);
-      if (!Number.isInteger(jobs) || jobs < 1) throw new UserError(`--jobs: expected a whole number, got '${flags.jobs}'`);
       const nix = new LocalNix();
-      const endpoint = new CacheEndpoint(location, { token, connections: jobs + 2, attempts: 6, backoffMs: 500 });
       const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
       /** One pass over the queue; true when it was drained without failures. */
@@ -96,13 +86,12 @@ export function registerWatch(program: Command): void {
           try {
             drained = await drain();
           } catch (error) {
-            if (error instanceof ServerRefusal || error instanceof NixCommandError) throw new UserError(`${error.message}; the paths stay queued`);
-            throw error;
+            throw asUserError(error, '; the paths stay queued');
           }
           if (!drained) throw new UserError('some paths could not be pushed; they stay queued');
           return;
         }
-        log(`watching ${dir}, pushing to ${location.url}`);
+        log(`watching ${dir}, pushing to ${endpoint.location.url}`);
         let wake: (() => void) | undefined;
         const watcher = watchDir(dir, () => wake?.());
         try {

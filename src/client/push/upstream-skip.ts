@@ -4,6 +4,7 @@
 
 import { askUpstream } from '../../services/upstream-fetch.ts';
 import { parsePublicKey, trustedKeyMap, type PublicKey } from '../../nix/signing-key.ts';
+import { parseStorePath } from '../../nix/store-path.ts';
 import type { LocalPathInfo } from '../local-nix.ts';
 
 const CONCURRENCY = 16;
@@ -23,7 +24,7 @@ export function upstreamSkipper(upstreams: readonly string[], trustedKeys: reado
     const worker = async () => {
       while (next < paths.length) {
         const path = paths[next++]!.path;
-        const hashPart = path.slice(storeDir.length + 1, storeDir.length + 33);
+        const { hashPart } = parseStorePath(path, storeDir);
         for (const url of upstreams) {
           if ((await askUpstream(url, trusted, hashPart, { storeDir, timeoutMs: 10_000 })) === 'present') {
             served.add(path);
