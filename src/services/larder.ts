@@ -13,6 +13,7 @@ import { DEFAULT_GC_SETTINGS, leaseHolder, type GcContext, type GcSettings } fro
 import type { PinContext } from './pins.ts';
 import type { PublishContext } from './publish.ts';
 import { Rejection } from './rejection.ts';
+import { SILENT_TELEMETRY, type Telemetry } from './telemetry.ts';
 import { Tokens } from './tokens.ts';
 import { UpstreamChecker } from './upstreams.ts';
 
@@ -26,12 +27,15 @@ export interface LarderSettings {
   readonly gc?: Partial<GcSettings>;
   /** The clock of access times and garbage collection; default Date.now. */
   readonly now?: () => number;
+  /** Where counted events go; silent by default. */
+  readonly telemetry?: Telemetry;
 }
 
 export interface Larder extends PublishContext, AdminContext, GcContext, PinContext {
   readonly tokens: Tokens;
   readonly settings: LarderSettings;
   readonly accesses: AccessLog;
+  readonly telemetry: Telemetry;
   /** Calls `listener` with a cache's name after paths of it were deleted in this process. */
   onPathsDeleted(listener: (cache: string) => void): void;
   /** Writes the pending access times, then closes the index and the store. */
@@ -55,6 +59,7 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
     maxNarSize: settings.maxNarSize,
     upstreams: new UpstreamChecker(index, { storeDir: settings.storeDir }),
     accesses,
+    telemetry: settings.telemetry ?? SILENT_TELEMETRY,
     holder: leaseHolder(),
     gcSettings: { ...DEFAULT_GC_SETTINGS, ...settings.gc },
     now,
