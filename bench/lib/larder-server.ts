@@ -3,6 +3,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,28 +33,51 @@ export class LarderServer {
     return `larder serve (pid ${this.pid}) ended by itself with ${signalCode ?? `exit code ${exitCode}`}; its stderr ends:\n${this.stderrTail() || '(nothing)'}`;
   }
 
-  static async start(dataDir: string, env: NodeJS.ProcessEnv): Promise<LarderServer> {
-    const child = spawn(process.execPath, [larderBin, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir], {
+  /**
+   * `workers`: `--workers N` (default 1, one process). `logFile`: standard
+   * output (the banner, then larder's request log lines) goes to this file, as
+   * a deployment's journal would take it, instead of a pipe to this process.
+   */
+  static async start(dataDir: string, env: NodeJS.ProcessEnv, options: { workers?: number; logFile?: string } = {}): Promise<LarderServer> {
+    const workers = options.workers ?? 1;
+    const args = [larderBin, 'serve', '--listen', '127.0.0.1:0', '--data', dataDir, ...(workers === 1 ? [] : ['--workers', String(workers)])];
+    const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'w');
+    const child = spawn(process.execPath, args, {
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', logFd ?? 'pipe', 'pipe'],
     });
+    if (logFd !== undefined) closeSync(logFd);
     let stderr = '';
     child.stderr!.setEncoding('utf8').on('data', (text: string) => {
       stderr = (stderr + text).slice(-16 * 1024);
     });
     const banner = await new Promise<string>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`larder serve printed no banner in 20 s; stderr: ${stderr}`)), 20_000);
-      child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-        if (out.length > 64 * 1024) return; // banner already read; keep draining the pipe
-        out += text;
-        if (/larder is ready.*\n/.test(out)) {
-          clearTimeout(timer);
-          resolve(out);
-        }
-      });
+      let poll: NodeJS.Timeout | undefined;
+      const ready = (text: string) => {
+        if (!/larder is ready.*\n/.test(text)) return false;
+        clearTimeout(timer);
+        clearInterval(poll);
+        resolve(text);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        clearInterval(poll);
+        reject(new Error(`larder serve printed no banner in 20 s; stderr: ${stderr}`));
+      }, 20_000);
+      if (options.logFile === undefined) {
+        child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+          if (out.length > 64 * 1024) return; // banner already read; keep draining the pipe
+          out += text;
+          ready(out);
+        });
+      } else {
+        const file = options.logFile;
+        poll = setInterval(() => void readFile(file, 'utf8').then(ready, () => false), 50);
+      }
       child.once('exit', (code) => {
         clearTimeout(timer);
+        clearInterval(poll);
         reject(new Error(`larder serve exited with ${code}: ${stderr}`));
       });
     });
@@ -79,6 +103,16 @@ export class LarderServer {
     await this.api('POST', 'caches', { name });
     const { token } = await this.api<{ token: string }>('POST', 'tokens', { cache: name, permission: 'write', label: 'bench' });
     return { cache: name, url: `${this.url}/${name}`, token };
+  }
+
+  /** A new token for a cache (e.g. a read token for a private cache). */
+  async token(cache: string, permission: 'read' | 'write' | 'admin'): Promise<string> {
+    return (await this.api<{ token: string }>('POST', 'tokens', { cache, permission, label: 'bench' })).token;
+  }
+
+  /** The cache's public keys, as `trusted-public-keys` wants them. */
+  async publicKeys(cache: string): Promise<string[]> {
+    return (await this.api<{ publicKeys: string[] }>('GET', `caches/${cache}`)).publicKeys;
   }
 
   async missing(cache: string, paths: readonly string[]): Promise<string[]> {

@@ -104,6 +104,36 @@ function treePeakKiB(pid: number): number {
   return peak;
 }
 
+/** A process and its live descendants (a server's primary and its workers, nginx's master and workers). */
+export function processTree(pid: number): number[] {
+  const found: number[] = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    const current = stack.pop()!;
+    try {
+      const children = readFileSync(`/proc/${current}/task/${current}/children`, 'utf8').split(' ').filter((t) => t.trim());
+      found.push(current);
+      for (const child of children) stack.push(Number(child));
+    } catch {
+      // The process ended between two reads.
+    }
+  }
+  return found;
+}
+
+/** User + system CPU seconds used so far by a process and its live descendants. */
+export function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += processCpuSeconds(p);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return total;
+}
+
 /** A `kB` field of /proc/<pid>/status, in KiB. */
 export function statusField(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
