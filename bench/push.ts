@@ -1,7 +1,8 @@
 // `larder push` against stock `nix copy`, in one run on one machine: the same
 // freshly built closure (200+ paths, 500+ MiB of NARs) copied into an empty
-// cache by (1) `larder push`, (2) `nix copy --to http://…` into the same
-// larder server and (3) `nix copy --to file://…`, repetitions interleaved.
+// cache by (1) `larder push`, (2) the same at zstd level 1, (3) `nix copy --to
+// http://…` into the same larder server and (4) `nix copy --to file://…`,
+// repetitions interleaved.
 // Reports wall time (median and samples), the client's peak RSS, the
 // server's RSS, and the ratios to larder. Goals are reported, not asserted:
 // larder push at least 3x faster than nix copy over HTTP, and no slower than
@@ -30,7 +31,7 @@ import {
 
 const MiB = 1024 * 1024;
 
-type ContenderId = 'larder-push' | 'nix-copy-http' | 'nix-copy-file';
+type ContenderId = 'larder-push' | 'larder-push-level-1' | 'nix-copy-http' | 'nix-copy-file';
 
 interface Sample {
   readonly repetition: number;
@@ -187,6 +188,20 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
           ),
       },
       {
+        // The same push at zstd level 1: what the compression level costs and saves (stored MiB).
+        id: 'larder-push-level-1',
+        label: 'larder push (level 1)',
+        command: `LARDER_TOKEN=… node bin/larder.ts push --compression-level 1 ${live.url}/<cache> <top>`,
+        run: (repetition) =>
+          againstServer('larder-push-level-1', repetition, (cache) =>
+            measure(process.execPath, [larderBin, 'push', '--compression-level', '1', cache.url, built.top], {
+              env: { ...nixEnv(), LARDER_TOKEN: cache.token },
+              method,
+              scratchDir: workDir,
+            }),
+          ),
+      },
+      {
         id: 'nix-copy-http',
         label: 'nix copy (http, larder)',
         command: `nix copy --to '${live.url}/<cache>?compression=zstd' <top>  (netrc-file with the write token)`,
@@ -277,13 +292,14 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
         samples: list.map((s) => ({ ...s, seconds: round(s.seconds, 3) })),
       };
     };
-    const [larderSummary, httpSummary, fileSummary] = contenders.map(summarize) as [ContenderSummary, ContenderSummary, ContenderSummary];
-    const summary: Record<ContenderId, ContenderSummary> = { 'larder-push': larderSummary, 'nix-copy-http': httpSummary, 'nix-copy-file': fileSummary };
+    const summary = Object.fromEntries(contenders.map((c) => [c.id, summarize(c)])) as Record<ContenderId, ContenderSummary>;
 
     const larderMedian = summary['larder-push'].medianSeconds;
     const ratios = {
       nixHttpOverLarder: round(summary['nix-copy-http'].medianSeconds / larderMedian),
       nixFileOverLarder: round(summary['nix-copy-file'].medianSeconds / larderMedian),
+      nixHttpOverLarderLevel1: round(summary['nix-copy-http'].medianSeconds / summary['larder-push-level-1'].medianSeconds),
+      nixFileOverLarderLevel1: round(summary['nix-copy-file'].medianSeconds / summary['larder-push-level-1'].medianSeconds),
     };
     const goals = {
       'larder push at least 3x faster than nix copy over HTTP': { ratio: ratios.nixHttpOverLarder, target: 3, met: ratios.nixHttpOverLarder >= 3 },
@@ -293,8 +309,8 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
     const result = {
       setup: {
         repetitions,
-        order: 'interleaved: larder-push, nix-copy-http, nix-copy-file, then again',
-        compression: 'zstd (larder push: its default level 3; nix: its default level)',
+        order: 'interleaved: larder-push, larder-push-level-1, nix-copy-http, nix-copy-file, then again',
+        compression: 'zstd (larder push: its default level 3, and level 1 as a separate contender; nix: its default level, 3)',
         larderPushJobs: 'default (--jobs not given)',
         serverWorkers: 1,
         freshDestinationEachRun: true,

@@ -13,6 +13,7 @@ interface SettingFlags extends ConnectionFlags {
   compression?: string;
   retention?: string;
   maxSize?: string;
+  mirror?: boolean;
 }
 
 /** "none" (or "off") removes a limit; anything else goes to the server, which checks it. */
@@ -20,7 +21,8 @@ const limit = (value: string) => (value === 'none' || value === 'off' ? null : v
 
 function settingsOf(flags: SettingFlags): CacheSettings {
   if (flags.public && flags.private) throw new UserError('pass --public or --private, not both');
-  const settings: { public?: boolean; priority?: number; compression?: string; retention?: string | null; maxSize?: string | null } = {};
+  const settings: { public?: boolean; priority?: number; compression?: string; mirror?: boolean; retention?: string | null; maxSize?: string | null } = {};
+  if (flags.mirror !== undefined) settings.mirror = flags.mirror;
   if (flags.retention !== undefined) settings.retention = limit(flags.retention);
   if (flags.maxSize !== undefined) settings.maxSize = limit(flags.maxSize);
   if (flags.public) settings.public = true;
@@ -43,6 +45,8 @@ function describe(cache: CacheInfo, server: string): string[] {
     ['compression', cache.compression],
     ['retention', cache.retention ?? 'none (keep every path)'],
     ['max-size', cache.maxSize ?? 'none'],
+    ['mirror', cache.mirror ? 'on: paths it lacks are fetched from its upstreams' : 'off'],
+    ...(cache.upstreams ?? []).map((u) => ['upstream', `${u.url} (priority ${u.priority})`] as const),
     ['created', formatTime(cache.createdAt)],
     ...cache.publicKeys.map((key) => ['public key', key] as const),
   ]);
@@ -56,7 +60,8 @@ export function registerCache(program: Command): void {
       .argument('<name>', 'cache name: a-z 0-9 . _ -')
       .option('--public', 'anyone may read it (default: read tokens only)')
       .option('--priority <n>', 'nix-cache-info priority: lower is tried first (default 40)')
-      .option('--compression <c>', 'compression for pushes: zstd, xz or none (default zstd)'),
+      .option('--compression <c>', 'compression for pushes: zstd, xz or none (default zstd)')
+      .option('--mirror', 'fetch paths it lacks from its upstreams and keep them (a pull-through proxy)'),
   ).action(
     apiAction(async (name: string, flags: SettingFlags) => {
       const client = await connect(flags);
@@ -99,12 +104,14 @@ export function registerCache(program: Command): void {
       .option('--priority <n>', 'nix-cache-info priority: lower is tried first')
       .option('--compression <c>', 'compression for pushes: zstd, xz or none')
       .option('--retention <duration>', "garbage collection keeps paths accessed within it, e.g. 30d, 12h ('none': keep all)")
-      .option('--max-size <size>', "garbage collection evicts least recently used paths beyond it, e.g. 200GiB ('none')"),
+      .option('--max-size <size>', "garbage collection evicts least recently used paths beyond it, e.g. 200GiB ('none')")
+      .option('--mirror', 'fetch paths it lacks from its upstreams and keep them (a pull-through proxy)')
+      .option('--no-mirror', 'serve only what was pushed'),
   ).action(
     apiAction(async (name: string, flags: SettingFlags) => {
       const settings = settingsOf(flags);
       if (Object.keys(settings).length === 0) {
-        throw new UserError('nothing to change: pass --public, --private, --priority N, --compression C, --retention D or --max-size S');
+        throw new UserError('nothing to change: pass --public, --private, --priority N, --compression C, --retention D, --max-size S or --[no-]mirror');
       }
       const client = await connect(flags);
       const updated = await client.updateCache(name, settings);

@@ -11,12 +11,14 @@ import { registerLogin } from './login.ts';
 import { registerMigrate } from './migrate.ts';
 import { registerPath } from './path.ts';
 import { registerPin } from './pin.ts';
+import { registerUpstream } from './upstream.ts';
 import { registerPush } from './push.ts';
 import { registerReindex } from './reindex.ts';
 import { registerQueue, registerWatch } from './watch.ts';
 import { registerServe } from './serve.ts';
 import { registerToken } from './token.ts';
 import { registerUse } from './use.ts';
+import { registerVerify } from './verify.ts';
 import { UserError } from './user-error.ts';
 
 export function buildProgram(): Command {
@@ -29,10 +31,12 @@ export function buildProgram(): Command {
   registerServe(program);
   registerPush(program);
   registerReindex(program);
+  registerVerify(program);
   registerQueue(program);
   registerWatch(program);
   registerCache(program);
   registerPin(program);
+  registerUpstream(program);
   registerPath(program);
   registerGc(program);
   registerKey(program);

@@ -1,5 +1,7 @@
 // `larder serve`: the binary cache server on embedded defaults (SQLite and a
-// directory), in one process or several sharing one port (--workers).
+// directory), in one process or several sharing one port (--workers). Each
+// serving process counts and logs what it serves (src/observability/); with
+// several, the primary sums their metrics for /metrics.
 
 import cluster from 'node:cluster';
 import { once } from 'node:events';
@@ -11,6 +13,7 @@ import type { ServerConfig } from '../config/config.ts';
 import { trustedPublicKeys } from '../services/cache-admin.ts';
 import { GcScheduler } from '../services/gc.ts';
 import { initializeIfEmpty, type FirstStart, type Larder } from '../services/larder.ts';
+import { Observability, serveWorkersMetrics } from '../observability/observability.ts';
 import { createLarderServer } from '../server/server.ts';
 import { openLarder, serverConfig } from './server-config.ts';
 import { UserError } from './user-error.ts';
@@ -57,8 +60,9 @@ function tuneHeapForStreaming(): void {
 /** Access times are written this often (and at shutdown). */
 const ACCESS_FLUSH_MS = 10_000;
 
-async function listen(larder: Larder, config: ServerConfig): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = createLarderServer(larder);
+async function listen(larder: Larder, config: ServerConfig, observability: Observability): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = createLarderServer(larder, { metrics: observability.metricsHandler(larder.tokens), onInternalError: observability.internalError });
+  observability.observe(server);
   larder.accesses.start(ACCESS_FLUSH_MS);
   // Every serving process runs the schedule; the index's lease lets one replica at a time collect.
   const gc = config.gc.intervalMs === null ? undefined : new GcScheduler(larder, config.gc.intervalMs, (line) => process.stderr.write(`larder: ${line}\n`));
@@ -84,24 +88,29 @@ async function listen(larder: Larder, config: ServerConfig): Promise<{ port: num
 }
 
 async function runWorker(config: ServerConfig): Promise<void> {
-  const larder = await openLarder(config);
-  const { close } = await listen(larder, config);
+  const observability = new Observability(config, 'worker');
+  const larder = await openLarder(config, observability.telemetry);
+  const { close } = await listen(larder, config, observability);
   process.on('SIGTERM', () => void close().then(() => larder.close()).then(() => process.exit(0)));
 }
 
 async function runPrimary(config: ServerConfig): Promise<void> {
-  const larder = await openLarder(config);
+  // Alone, this process serves and counts; with workers, they do, and it sums their metrics.
+  const observability = config.workers === 1 ? new Observability(config, 'alone') : undefined;
+  const larder = await openLarder(config, observability?.telemetry);
   const firstStart = await initializeIfEmpty(larder, join(config.dataDir, 'admin-token'));
   let port: number;
   let stop: () => Promise<void>;
-  if (config.workers === 1) {
-    const served = await listen(larder, config);
+  if (observability) {
+    observability.countCacheContents(larder.index);
+    const served = await listen(larder, config, observability);
     port = served.port;
     stop = async () => {
       await served.close();
       await larder.close();
     };
   } else {
+    serveWorkersMetrics(larder.index);
     port = await forkWorkers(config);
     stop = async () => {
       for (const worker of Object.values(cluster.workers ?? {})) worker?.kill('SIGTERM');

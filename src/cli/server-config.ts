@@ -4,6 +4,7 @@
 
 import { ConfigError, loadConfig, type ConfigSources, type ServerConfig } from '../config/config.ts';
 import { openConfiguredLarder, type Larder } from '../services/larder.ts';
+import type { Telemetry } from '../services/telemetry.ts';
 import { UserError } from './user-error.ts';
 
 export async function serverConfig(configFile: string | undefined, flags: ConfigSources['flags']): Promise<ServerConfig> {
@@ -15,9 +16,9 @@ export async function serverConfig(configFile: string | undefined, flags: Config
   }
 }
 
-export async function openLarder(config: ServerConfig): Promise<Larder> {
+export async function openLarder(config: ServerConfig, telemetry?: Telemetry): Promise<Larder> {
   try {
-    return await openConfiguredLarder(config);
+    return await openConfiguredLarder(config, telemetry);
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
     if (e.code === 'EACCES' || e.code === 'ENOENT' || e.code === 'EROFS') throw new UserError(`cannot open ${config.dataDir}: ${e.message}`);

@@ -18,12 +18,23 @@ export interface CacheInfo {
   readonly maxSize?: string | null;
   /** The keys clients should trust: active and still-published ones. */
   readonly publicKeys: string[];
+  /** Whether paths the cache lacks are fetched from its upstreams (a pull-through proxy). */
+  readonly mirror?: boolean;
+  readonly upstreams?: UpstreamInfo[];
+}
+
+export interface UpstreamInfo {
+  readonly url: string;
+  readonly publicKeys: string[];
+  /** Lower is asked first, as in nix-cache-info. */
+  readonly priority: number;
 }
 
 export interface CacheSettings {
   readonly public?: boolean;
   readonly priority?: number;
   readonly compression?: string;
+  readonly mirror?: boolean;
   /** null removes the limit. */
   readonly retention?: string | null;
   readonly maxSize?: string | null;
@@ -129,6 +140,15 @@ export class ApiClient {
   /** Of `paths` (full store paths), those the cache does not hold. */
   missing(cache: string, paths: readonly string[]): Promise<{ missing: string[] }> {
     return this.request('POST', `caches/${encodeURIComponent(cache)}/missing`, { paths });
+  }
+
+  listUpstreams(cache: string): Promise<UpstreamInfo[]> {
+    return this.request('GET', `caches/${encodeURIComponent(cache)}/upstreams`);
+  }
+
+  /** Replaces the cache's upstream list. */
+  setUpstreams(cache: string, upstreams: readonly UpstreamInfo[]): Promise<UpstreamInfo[]> {
+    return this.request('PUT', `caches/${encodeURIComponent(cache)}/upstreams`, upstreams);
   }
 
   listPins(cache: string): Promise<PinInfo[]> {

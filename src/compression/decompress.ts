@@ -16,6 +16,14 @@ import type { Compression } from '../nix/compression.ts';
  */
 const CHUNK = 1024 * 1024;
 
+/** The bytes are not valid data of their compression (corrupt, truncated, or another format). */
+export class DecompressionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecompressionError';
+  }
+}
+
 /** A transform from compressed to plain bytes; 'none' passes bytes through. */
 export function createDecompressor(compression: Compression): Duplex {
   switch (compression) {

@@ -44,6 +44,35 @@ export interface ServerConfig {
   readonly storage: StorageConfig;
   readonly index: IndexConfig;
   readonly gc: GcConfig;
+  readonly mirror: MirrorConfig;
+  readonly metrics: MetricsConfig;
+  readonly log: LogConfig;
+}
+
+export interface MetricsConfig {
+  /** Who may GET /metrics: anyone who reaches the port, a server-admin token, or nobody. */
+  readonly access: 'public' | 'admin' | 'off';
+}
+
+export interface LogConfig {
+  /** Lines below this level are dropped; request lines are info (warn for a 5xx or an answer cut short). */
+  readonly level: 'info' | 'warn' | 'error' | 'silent';
+  /** One JSON object per line, or one readable line per event. */
+  readonly format: 'json' | 'text';
+}
+
+/** The pull-through proxy of caches with `mirror` on; absent values take the service's defaults. */
+export interface MirrorConfig {
+  /** How long a narinfo miss waits for the upstreams. */
+  readonly narinfoTimeoutMs?: number;
+  /** How long "no upstream has it" is remembered. */
+  readonly negativeTtlMs?: number;
+  /** A NAR download sending nothing for this long is given up. */
+  readonly stallTimeoutMs?: number;
+  /** Default: `<data-dir>/spool`. */
+  readonly spoolDir?: string;
+  /** Add the cache's signatures to upstream narinfos. */
+  readonly sign?: boolean;
 }
 
 export interface GcConfig {
@@ -115,15 +144,18 @@ const parseUrl: Parse<string> = (value, where) => {
   return text;
 };
 
-const oneOf =
-  <T extends string>(...choices: T[]): Parse<T> =>
-  (value, where) => {
-    if (typeof value === 'string' && (choices as string[]).includes(value)) return value as T;
-    throw new ConfigError(`${where}: expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
-  };
+/** A parser of one of a few words; `choices` lists them for the configuration reference. */
+const oneOf = <T extends string>(...choices: T[]): Parse<T> & { readonly choices: readonly T[] } =>
+  Object.assign(
+    (value: unknown, where: string): T => {
+      if (typeof value === 'string' && (choices as string[]).includes(value)) return value as T;
+      throw new ConfigError(`${where}: expected one of ${choices.join(', ')}, got ${JSON.stringify(value)}`);
+    },
+    { choices },
+  );
 
 /** Every setting, by its dotted name in larder.toml. */
-const SETTINGS = {
+export const SETTINGS = {
   listen: parseListen,
   'data-dir': parseString,
   workers: parseWorkers,
@@ -147,9 +179,60 @@ const SETTINGS = {
   'index.url': parseString,
   'gc.interval': parseInterval,
   'gc.upload-grace': parseDuration,
+  'mirror.timeout': parseDuration,
+  'mirror.negative-ttl': parseDuration,
+  'mirror.stall-timeout': parseDuration,
+  'mirror.spool-dir': parseString,
+  'mirror.sign': parseBoolean,
+  'metrics.access': oneOf('public', 'admin', 'off'),
+  'log.level': oneOf('info', 'warn', 'error', 'silent'),
+  'log.format': oneOf('json', 'text'),
 } as const satisfies Record<string, Parse<unknown>>;
 
-type Setting = keyof typeof SETTINGS;
+export type Setting = keyof typeof SETTINGS;
+
+export interface SettingDoc {
+  /** The default as a person writes it, or where it comes from. */
+  readonly default: string;
+  /** What the value may be; the choices of a setting with a few words are listed from its parser. */
+  readonly accepts?: string;
+  readonly meaning: string;
+}
+
+/** Every setting in words: docs/configuration.md is generated from this and SETTINGS (scripts/config-reference.ts). */
+export const SETTING_DOCS = {
+  listen: { default: '127.0.0.1:8080', accepts: '`HOST:PORT`; `[::]:8080` for IPv6, `0.0.0.0:8080` for every IPv4 address', meaning: 'Address and port the server listens on.' },
+  'data-dir': { default: './larder-data', accepts: 'a directory', meaning: 'Where the embedded defaults keep the index, the blobs and `admin-token`.' },
+  workers: { default: '1', accepts: '1 to 256', meaning: 'Processes serving the same port (node:cluster); about one per core.' },
+  'public-url': { default: 'from `listen`', accepts: 'an http(s) URL', meaning: 'The URL clients use, when a proxy or load balancer is in front; printed lines use it.' },
+  'store-dir': { default: '/nix/store', accepts: 'a directory path', meaning: "The clients' Nix store directory." },
+  'max-nar-size': { default: '64GiB', accepts: 'a size: bytes, or `512MiB`, `64GiB`', meaning: 'Largest (compressed) NAR accepted.' },
+  'max-body-size': { default: '16MiB', accepts: 'a size', meaning: 'Largest narinfo, listing or build log accepted.' },
+  'key-name-prefix': { default: '`<hostname>-`', accepts: 'a string', meaning: "Prefix of new signing keys' names, so that two servers' keys never collide in a client's trusted keys." },
+  'storage.type': { default: 'filesystem', meaning: 'Where NARs, narinfos, listings and logs are kept: a directory, or an S3-compatible bucket.' },
+  'storage.path': { default: '`<data-dir>/store`', accepts: 'a directory', meaning: 'The directory (filesystem); each cache is a standard binary-cache layout under `<path>/<cache>/`.' },
+  'storage.endpoint': { default: 'AWS S3 for the region', accepts: 'an http(s) URL', meaning: 'The S3-compatible service (s3).' },
+  'storage.region': { default: 'us-east-1', accepts: 'a string', meaning: "The bucket's region (s3)." },
+  'storage.bucket': { default: 'none: required with s3', accepts: 'a bucket name', meaning: 'The bucket (s3).' },
+  'storage.prefix': { default: 'none: the top of the bucket', accepts: 'a key prefix', meaning: 'Keys go under `<prefix>/<cache>/` in the bucket (s3).' },
+  'storage.path-style': { default: 'false', accepts: 'true or false', meaning: 'Address the bucket in the URL path rather than the host name (MinIO, Swift, Ceph) (s3).' },
+  'storage.access-key-id': { default: 'the AWS credential chain', accepts: 'a string', meaning: 'With `secret-access-key`, or neither (s3). Better in the environment than in the file.' },
+  'storage.secret-access-key': { default: 'the AWS credential chain', accepts: 'a string', meaning: 'With `access-key-id`, or neither (s3).' },
+  'storage.storage-class': { default: "the bucket's", accepts: 'an S3 storage class such as `STANDARD_IA`', meaning: 'Storage class of new objects (s3).' },
+  'index.type': { default: 'sqlite', meaning: 'The metadata index: an embedded SQLite file, or PostgreSQL (needed for several hosts).' },
+  'index.path': { default: '`<data-dir>/index.sqlite`', accepts: 'a file', meaning: 'The SQLite file (sqlite).' },
+  'index.url': { default: 'none: required with postgres', accepts: '`postgres://user:password@host:5432/database`', meaning: 'The PostgreSQL database (postgres). Better in the environment than in the file.' },
+  'gc.interval': { default: '1h', accepts: 'a duration (`45s`, `10m`, `1h`, `30d`) or `off`', meaning: 'How often the server collects garbage in every cache (one replica at a time); `off`: only `larder gc`.' },
+  'gc.upload-grace': { default: '1h', accepts: 'a duration', meaning: 'NARs still waiting for their narinfo, and stray files, younger than this are kept.' },
+  'mirror.timeout': { default: '3s', accepts: 'a duration', meaning: 'How long a narinfo a mirroring cache lacks waits for its upstreams (asked at once) before answering 404.' },
+  'mirror.negative-ttl': { default: '30s', accepts: 'a duration', meaning: 'How long "no upstream has this path" is remembered before the upstreams are asked again.' },
+  'mirror.stall-timeout': { default: '30s', accepts: 'a duration', meaning: 'A NAR download from an upstream that sends nothing for this long is given up (clients see a broken transfer).' },
+  'mirror.spool-dir': { default: '`<data-dir>/spool`', accepts: 'a directory', meaning: 'Where NARs being fetched from upstreams are spooled for the clients following them (files are unlinked at once).' },
+  'mirror.sign': { default: 'true', accepts: '`true` or `false`', meaning: "Add the cache's own signatures to narinfos served from upstreams (upstream signatures are kept either way), so clients may trust larder's key alone." },
+  'metrics.access': { default: 'public', meaning: 'Who may read `/metrics`: anyone who reaches the port, only a server-admin token (Bearer or Basic), or nobody (404).' },
+  'log.level': { default: 'info', meaning: 'Lines below it are dropped: request lines are `info` (`warn` for a 5xx or an answer cut short), internal errors `error`; `silent` logs nothing.' },
+  'log.format': { default: 'json', meaning: 'Log lines on standard output: one JSON object each, or `text`, one readable line each.' },
+} as const satisfies Record<Setting, SettingDoc>;
 type Value<S extends Setting> = ReturnType<(typeof SETTINGS)[S]>;
 
 export const envName = (setting: string) => `LARDER_${setting.toUpperCase().replace(/[-.]/g, '_')}`;
@@ -210,10 +293,24 @@ export function resolveConfig(sources: ConfigSources): ServerConfig {
     storage: storageConfig(get, dataDir),
     index: indexConfig(get, dataDir),
     gc: { intervalMs: (get('gc.interval') ?? 60 * 60_000) || null, uploadGraceMs: get('gc.upload-grace') ?? 60 * 60_000 },
+    metrics: { access: get('metrics.access') ?? 'public' },
+    mirror: mirrorConfig(get),
+    log: { level: get('log.level') ?? 'info', format: get('log.format') ?? 'json' },
   };
 }
 
 type Getter = <S extends Setting>(setting: S) => Value<S> | undefined;
+
+function mirrorConfig(get: Getter): MirrorConfig {
+  const values = {
+    narinfoTimeoutMs: get('mirror.timeout'),
+    negativeTtlMs: get('mirror.negative-ttl'),
+    stallTimeoutMs: get('mirror.stall-timeout'),
+    spoolDir: get('mirror.spool-dir'),
+    sign: get('mirror.sign'),
+  };
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}
 
 function storageConfig(get: Getter, dataDir: string): StorageConfig {
   if ((get('storage.type') ?? 'filesystem') === 'filesystem') {

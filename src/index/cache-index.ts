@@ -92,6 +92,23 @@ export interface NarRecord {
   readonly narHash: string;
   readonly narSize: number;
   readonly createdAt: number;
+  /** The upstream cache URL it was fetched from by the mirror; absent for uploads. */
+  readonly upstream?: string;
+}
+
+/** A path verified upstream by the mirror, its NAR not fetched yet. */
+export interface MirroredNarInfo {
+  readonly cache: string;
+  readonly hashPart: string;
+  /** larder's NAR file name the narinfo's URL names: `<fileHash>.nar.xz`. */
+  readonly fileName: string;
+  /** The upstream cache's URL. */
+  readonly upstream: string;
+  /** Where the NAR is fetched from: absolute. */
+  readonly narUrl: string;
+  /** The narinfo larder serves for the path. */
+  readonly narinfo: string;
+  readonly fetchedAt: number;
 }
 
 export interface PathRecord {
@@ -187,10 +204,75 @@ export interface NarClaimRules {
   readonly at: number;
 }
 
+/** Usage of one cache counted in memory and written in one batch (migration 6); see services/access-log.ts. */
+export interface UsageBatch {
+  /** The UTC day the counts belong to: ms at midnight. */
+  readonly day: number;
+  readonly narinfoHits: number;
+  readonly narinfoMisses: number;
+  readonly narDownloads: number;
+  /** NAR file hash → completed downloads, added to the downloads of the paths that use it. */
+  readonly downloadsByNar: ReadonlyMap<string, number>;
+}
+
+/** How big a cache is: its paths and the bytes of their NARs. */
+export interface CacheTotals {
+  readonly paths: number;
+  /** Stored (compressed) bytes. */
+  readonly fileBytes: number;
+  /** Uncompressed NAR bytes. */
+  readonly narBytes: number;
+}
+
+/** One UTC day of a cache's counted usage, and the last sample of its size taken that day (null when none was). */
+export interface UsageDay {
+  readonly day: number;
+  readonly narinfoHits: number;
+  readonly narinfoMisses: number;
+  readonly narDownloads: number;
+  readonly totals: CacheTotals | null;
+}
+
+/** A path as the dashboard lists it. */
+export interface PathSummary {
+  readonly hashPart: string;
+  readonly base: string;
+  readonly narSize: number;
+  /** Bytes of the stored NAR file; 0 when its record is missing. */
+  readonly fileSize: number;
+  readonly createdAt: number;
+  /** The last recorded access; the creation counts as one. */
+  readonly accessedAt: number;
+  /** Completed NAR downloads counted so far. */
+  readonly downloads: number;
+}
+
+export interface ClosureSize {
+  /** Paths of the closure present in the cache, the path itself included. */
+  readonly paths: number;
+  readonly narBytes: number;
+  readonly fileBytes: number;
+  /** False when the walk stopped at its limit: the closure is at least this big. */
+  readonly complete: boolean;
+}
+
+/** What a cache holds, for metrics. */
+export interface CacheStats {
+  readonly cache: string;
+  /** Store paths it serves. */
+  readonly paths: number;
+  /** NAR files it stores (a shared one once), those still waiting for their narinfo included. */
+  readonly nars: number;
+  /** Their compressed bytes: what the cache takes in the blob store. */
+  readonly narBytes: number;
+}
+
 export interface CacheIndex {
   createCache(cache: CacheRecord): Promise<void>;
   getCache(name: string): Promise<CacheRecord | undefined>;
   listCaches(): Promise<CacheRecord[]>;
+  /** Every cache's counts, in one read (no writes): what metrics show. */
+  cacheStats(): Promise<CacheStats[]>;
   updateCache(name: string, patch: CachePatch): Promise<CacheRecord | undefined>;
   /** Deletes the cache and every row that belongs to it. */
   deleteCache(name: string): Promise<boolean>;
@@ -282,6 +364,14 @@ export interface CacheIndex {
    */
   recordUpstreamPresence(upstream: UpstreamRecord, answers: readonly PresenceAnswer[]): Promise<void>;
 
+  putMirroredNarInfo(entry: MirroredNarInfo): Promise<void>;
+  getMirroredNarInfo(cache: string, hashPart: string): Promise<MirroredNarInfo | undefined>;
+  /** The mirrored narinfos whose URL names this NAR file (paths with equal contents share one). */
+  mirroredNarInfosByFile(cache: string, fileName: string): Promise<MirroredNarInfo[]>;
+  deleteMirroredNarInfo(cache: string, hashPart: string): Promise<void>;
+  /** Forgets mirrored narinfos fetched before `before`; how many. */
+  expireMirroredNarInfos(cache: string, before: number): Promise<number>;
+
   /**
    * Takes the lease `name` for `holder` (a replica's unique id) for `ttlMs` from now, for a job
    * that must run on one replica at a time. True when `holder` has it now: it was free or
@@ -291,6 +381,37 @@ export interface CacheIndex {
   acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean>;
   /** Gives the lease up at once; false when `holder` did not hold it. */
   releaseLease(name: string, holder: string): Promise<boolean>;
+
+  // The dashboard: usage counters written in batches, and bounded reads (migration 6).
+  /** Adds one batch of a cache's counted usage in one transaction; nothing when the cache is gone. */
+  recordUsage(cache: string, usage: UsageBatch): Promise<void>;
+  /** Records the cache's size on `day`, replacing an earlier sample of that day; nothing when the cache is gone. */
+  recordTotalsSample(cache: string, day: number, totals: CacheTotals): Promise<void>;
+  /** The cache's size now (reads every path row of the cache: callers cache it). */
+  cacheTotals(cache: string): Promise<CacheTotals>;
+  /** The days from `sinceDay` on that have usage or a size sample, oldest first, at most `limit`. */
+  usageHistory(cache: string, sinceDay: number, limit: number): Promise<UsageDay[]>;
+  /** The most downloaded paths (at least one download), most first. */
+  topDownloadedPaths(cache: string, limit: number): Promise<PathSummary[]>;
+  /** The most recently added paths, newest first. */
+  recentPaths(cache: string, limit: number): Promise<PathSummary[]>;
+  /**
+   * Paths whose hash part starts with `hashPrefix` (when given), or whose name (after the hash)
+   * contains `nameNeedle` (lower case; when given, matched case-insensitively), by hash part after `after`.
+   */
+  searchPaths(cache: string, query: { hashPrefix?: string; nameNeedle?: string }, after: string, limit: number): Promise<PathSummary[]>;
+  /** One path as listed; undefined when absent. */
+  pathSummary(cache: string, hashPart: string): Promise<PathSummary | undefined>;
+  /** Paths of the cache that refer to `hashPart` (itself left out), by hash part after `after`. */
+  referringPaths(cache: string, hashPart: string, after: string, limit: number): Promise<PathSummary[]>;
+  /**
+   * The size of a path's closure within the cache (zero paths when the path is absent), walking at
+   * most `limit` paths: beyond that, what was seen, marked incomplete.
+   */
+  closureSize(cache: string, hashPart: string, limit: number): Promise<ClosureSize>;
+  /** Tokens, newest first, of one cache or (undefined) all; a page ends before `before` (createdAt, id) when given. */
+  tokensPage(cache: string | undefined, before: { createdAt: number; id: string } | undefined, limit: number): Promise<TokenRecord[]>;
+  tokenById(id: string): Promise<TokenRecord | undefined>;
 
   close(): Promise<void>;
 }

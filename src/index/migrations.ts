@@ -144,6 +144,59 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pins_by_path ON pins (cache, hash_part);
     `,
   },
+  {
+    version: 5,
+    description: 'the upstream mirror: narinfos known upstream whose NAR is not fetched yet, and where a NAR came from',
+    // mirrored_narinfos holds the narinfo larder serves for a path it has verified upstream but
+    // not downloaded: any replica can then fetch the NAR when a client asks for it. The row goes
+    // when the NAR is stored and the path published. nars.upstream: the upstream a NAR was
+    // fetched from, NULL for uploads.
+    sql: `
+      ALTER TABLE nars ADD COLUMN upstream TEXT;
+      CREATE TABLE mirrored_narinfos (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        hash_part TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        nar_url TEXT NOT NULL,
+        narinfo TEXT NOT NULL,
+        fetched_at BIGINT NOT NULL,
+        PRIMARY KEY (cache, hash_part)
+      );
+      CREATE INDEX mirrored_narinfos_by_file ON mirrored_narinfos (cache, file_name);
+    `,
+  },
+  {
+    version: 6,
+    description: 'the dashboard: downloads per path, narinfo hits and misses and size samples per cache and day',
+    // Counted in memory and added in batches (services/access-log.ts), never on a request. day: ms
+    // at UTC midnight. paths, file_bytes, nar_bytes: the last size sample taken that day, NULL
+    // when none was. paths_by_downloads and paths_by_created serve "most downloaded" and "recently
+    // pushed" with a LIMIT; paths_by_name lets a search by name, and the sum of a cache's sizes,
+    // read the index rather than every row with its narinfo (a tenth of the time), the search in
+    // hash order for paging. refs_by_target gains the referrer's hash, so that a path's referrers
+    // come in pages in hash order from the index (garbage collection's lookups by target use it
+    // as before).
+    sql: `
+      ALTER TABLE paths ADD COLUMN downloads BIGINT NOT NULL DEFAULT 0;
+      CREATE INDEX paths_by_downloads ON paths (cache, downloads);
+      CREATE INDEX paths_by_created ON paths (cache, created_at);
+      CREATE INDEX paths_by_name ON paths (cache, hash_part, base, nar_size, file_size);
+      CREATE INDEX refs_by_target_source ON refs (cache, ref_hash_part, hash_part);
+      DROP INDEX refs_by_target;
+      CREATE TABLE cache_usage (
+        cache TEXT NOT NULL REFERENCES caches (name) ON DELETE CASCADE,
+        day BIGINT NOT NULL,
+        narinfo_hits BIGINT NOT NULL DEFAULT 0,
+        narinfo_misses BIGINT NOT NULL DEFAULT 0,
+        nar_downloads BIGINT NOT NULL DEFAULT 0,
+        paths BIGINT,
+        file_bytes BIGINT,
+        nar_bytes BIGINT,
+        PRIMARY KEY (cache, day)
+      );
+    `,
+  },
 ];
 
 /** The database was migrated by a newer larder: this one must not touch it. */

@@ -7,6 +7,7 @@ import {
   type CacheIndex,
   type CachePatch,
   type CacheRecord,
+  type CacheStats,
   type DeletedPath,
   type DeletionCandidate,
   type KeyRecord,
@@ -14,6 +15,7 @@ import {
   type NarClaim,
   type NarClaimRules,
   type NarRecord,
+  type MirroredNarInfo,
   type PathDeletion,
   type PathFacts,
   type PathRecord,
@@ -29,6 +31,7 @@ import {
   type UpstreamRecord,
 } from './cache-index.ts';
 import { migrate, schemaVersion } from './migrations.ts';
+import type { CacheTotals, ClosureSize, PathSummary, UsageBatch, UsageDay } from './cache-index.ts';
 import { openPostgres, type PostgresOptions } from './postgres-driver.ts';
 import type { SqlDriver, SqlValue } from './sql-driver.ts';
 import { openSqlite, type SqliteOptions } from './sqlite-driver.ts';
@@ -104,6 +107,17 @@ interface NarRow {
   nar_hash: string;
   nar_size: number;
   created_at: number;
+  upstream: string | null;
+}
+
+interface MirroredNarInfoRow {
+  cache: string;
+  hash_part: string;
+  file_name: string;
+  upstream: string;
+  nar_url: string;
+  narinfo: string;
+  fetched_at: number;
 }
 
 interface PathRow {
@@ -124,7 +138,8 @@ const ACCESSED_AT = (table: string) =>
 const UPSTREAM_COLUMNS = 'cache, url, public_keys, priority';
 const KEY_COLUMNS = 'cache, name, secret_key, public_key, state, created_at';
 const TOKEN_COLUMNS = 'id, hash, label, cache, permission, created_at, expires_at, revoked_at';
-const NAR_COLUMNS = 'cache, file_hash, url, compression, file_size, nar_hash, nar_size, created_at';
+const NAR_COLUMNS = 'cache, file_hash, url, compression, file_size, nar_hash, nar_size, created_at, upstream';
+const MIRRORED_COLUMNS = 'cache, hash_part, file_name, upstream, nar_url, narinfo, fetched_at';
 const PATH_COLUMNS = 'cache, hash_part, base, file_hash, nar_size, narinfo, created_at';
 
 const KEY_STATES: readonly KeyState[] = ['active', 'published', 'retired'];
@@ -233,11 +248,24 @@ function narFromRow(row: NarRow): NarRecord {
     narHash: row.nar_hash,
     narSize: row.nar_size,
     createdAt: row.created_at,
+    ...(row.upstream === null ? {} : { upstream: row.upstream }),
   };
 }
 
 function narToParams(nar: NarRecord): SqlValue[] {
-  return [nar.cache, nar.fileHash, nar.url, nar.compression, nar.fileSize, nar.narHash, nar.narSize, nar.createdAt];
+  return [nar.cache, nar.fileHash, nar.url, nar.compression, nar.fileSize, nar.narHash, nar.narSize, nar.createdAt, nar.upstream ?? null];
+}
+
+function mirroredFromRow(row: MirroredNarInfoRow): MirroredNarInfo {
+  return {
+    cache: row.cache,
+    hashPart: row.hash_part,
+    fileName: row.file_name,
+    upstream: row.upstream,
+    narUrl: row.nar_url,
+    narinfo: row.narinfo,
+    fetchedAt: row.fetched_at,
+  };
 }
 
 function pathFromRow(row: PathRow, references: string[]): PathRecord {
@@ -323,6 +351,20 @@ export class SqlIndex implements CacheIndex {
     // Sorted here rather than by ORDER BY, which follows the database's collation.
     const rows = await this.#db.all<CacheRow>(`SELECT ${CACHE_COLUMNS} FROM caches`);
     return rows.map(cacheFromRow).sort((a, b) => compareText(a.name, b.name));
+  }
+
+  async cacheStats(): Promise<CacheStats[]> {
+    // Per cache, each count walks its own primary-key range; SUM is cast because PostgreSQL sums BIGINT as NUMERIC.
+    const rows = await this.#db.all<{ cache: string; paths: number; nars: number; nar_bytes: number }>(
+      `SELECT c.name AS cache,
+         (SELECT COUNT(*) FROM paths p WHERE p.cache = c.name) AS paths,
+         (SELECT COUNT(*) FROM nars n WHERE n.cache = c.name) AS nars,
+         (SELECT CAST(COALESCE(SUM(n.file_size), 0) AS BIGINT) FROM nars n WHERE n.cache = c.name) AS nar_bytes
+       FROM caches c`,
+    );
+    return rows
+      .map((row) => ({ cache: row.cache, paths: Number(row.paths), nars: Number(row.nars), narBytes: Number(row.nar_bytes) }))
+      .sort((a, b) => compareText(a.cache, b.cache));
   }
 
   async updateCache(name: string, patch: CachePatch): Promise<CacheRecord | undefined> {
@@ -430,7 +472,7 @@ export class SqlIndex implements CacheIndex {
 
   async putNar(nar: NarRecord): Promise<void> {
     await this.#db.run(
-      `INSERT INTO nars (${NAR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      `INSERT INTO nars (${NAR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       narToParams(nar),
     );
   }
@@ -774,9 +816,11 @@ export class SqlIndex implements CacheIndex {
       await tx.run('UPDATE caches SET mirror = mirror WHERE name = ?', [cache]);
       const existing = await tx.all<UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE cache = ?`, [cache]);
       for (const row of existing) {
-        // Deleting cascades to the presence answers; an upstream kept as it was keeps them.
+        // Deleting cascades to the presence answers; an upstream kept as it was keeps them. Narinfos
+        // the mirror found there, NAR not fetched yet, go too: they were vouched for by the old keys.
         if (wanted.get(row.url) !== row.public_keys) {
           await tx.run('DELETE FROM upstreams WHERE cache = ? AND url = ?', [cache, row.url]);
+          await tx.run('DELETE FROM mirrored_narinfos WHERE cache = ? AND upstream = ?', [cache, row.url]);
         }
       }
       for (const upstream of upstreams) {
@@ -826,6 +870,40 @@ export class SqlIndex implements CacheIndex {
     });
   }
 
+  async putMirroredNarInfo(entry: MirroredNarInfo): Promise<void> {
+    await this.#db.run(
+      `INSERT INTO mirrored_narinfos (${MIRRORED_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (cache, hash_part) DO UPDATE SET file_name = excluded.file_name, upstream = excluded.upstream,
+         nar_url = excluded.nar_url, narinfo = excluded.narinfo, fetched_at = excluded.fetched_at`,
+      [entry.cache, entry.hashPart, entry.fileName, entry.upstream, entry.narUrl, entry.narinfo, entry.fetchedAt],
+    );
+  }
+
+  async getMirroredNarInfo(cache: string, hashPart: string): Promise<MirroredNarInfo | undefined> {
+    const row = await this.#db.get<MirroredNarInfoRow>(
+      `SELECT ${MIRRORED_COLUMNS} FROM mirrored_narinfos WHERE cache = ? AND hash_part = ?`,
+      [cache, hashPart],
+    );
+    return row && mirroredFromRow(row);
+  }
+
+  async mirroredNarInfosByFile(cache: string, fileName: string): Promise<MirroredNarInfo[]> {
+    const rows = await this.#db.all<MirroredNarInfoRow>(
+      `SELECT ${MIRRORED_COLUMNS} FROM mirrored_narinfos WHERE cache = ? AND file_name = ? ORDER BY hash_part LIMIT 100`,
+      [cache, fileName],
+    );
+    return rows.map(mirroredFromRow);
+  }
+
+  async deleteMirroredNarInfo(cache: string, hashPart: string): Promise<void> {
+    await this.#db.run('DELETE FROM mirrored_narinfos WHERE cache = ? AND hash_part = ?', [cache, hashPart]);
+  }
+
+  async expireMirroredNarInfos(cache: string, before: number): Promise<number> {
+    const { changes } = await this.#db.run('DELETE FROM mirrored_narinfos WHERE cache = ? AND fetched_at < ?', [cache, before]);
+    return changes;
+  }
+
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<boolean> {
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0) throw new RangeError(`lease TTL must be a positive whole number of ms, got ${ttlMs}`);
     const now = this.#now();
@@ -843,6 +921,216 @@ export class SqlIndex implements CacheIndex {
   async releaseLease(name: string, holder: string): Promise<boolean> {
     const { changes } = await this.#db.run('DELETE FROM leases WHERE name = ? AND holder = ?', [name, holder]);
     return changes > 0;
+  }
+
+  // The dashboard (migration 6). Counts arrive in batches from services/access-log.ts; every read is bounded.
+
+  /** Locks the cache's row until the transaction ends (a no-op UPDATE); false when the cache is gone. */
+  async #lockCache(tx: SqlDriver, cache: string): Promise<boolean> {
+    return (await tx.get('UPDATE caches SET generation = generation WHERE name = ? RETURNING name', [cache])) !== undefined;
+  }
+
+  async recordUsage(cache: string, usage: UsageBatch): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      // Paths first, then the cache's row, in the order garbage collection's deletions lock them
+      // (so that the two never wait on each other in a cycle on PostgreSQL). One UPDATE per
+      // distinct count: within a few seconds most NARs are downloaded once.
+      const byCount = new Map<number, string[]>();
+      for (const [fileHash, count] of usage.downloadsByNar) {
+        if (count <= 0) continue;
+        const list = byCount.get(count);
+        if (list) list.push(fileHash);
+        else byCount.set(count, [fileHash]);
+      }
+      for (const [count, fileHashes] of byCount) {
+        for (const chunk of chunks(fileHashes.sort(), IN_LIST_CHUNK)) {
+          await tx.run(`UPDATE paths SET downloads = downloads + ? WHERE cache = ? AND file_hash IN (${placeholders(chunk.length)})`, [
+            count,
+            cache,
+            ...chunk,
+          ]);
+        }
+      }
+      if (usage.narinfoHits === 0 && usage.narinfoMisses === 0 && usage.narDownloads === 0) return;
+      // Locked, so that a cache deleted at the same moment is seen here rather than failing the insert.
+      if (!(await this.#lockCache(tx, cache))) return;
+      await tx.run(
+        `INSERT INTO cache_usage (cache, day, narinfo_hits, narinfo_misses, nar_downloads) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (cache, day) DO UPDATE SET narinfo_hits = cache_usage.narinfo_hits + excluded.narinfo_hits,
+           narinfo_misses = cache_usage.narinfo_misses + excluded.narinfo_misses,
+           nar_downloads = cache_usage.nar_downloads + excluded.nar_downloads`,
+        [cache, usage.day, usage.narinfoHits, usage.narinfoMisses, usage.narDownloads],
+      );
+    });
+  }
+
+  async recordTotalsSample(cache: string, day: number, totals: CacheTotals): Promise<void> {
+    await this.#db.transaction(async (tx) => {
+      if (!(await this.#lockCache(tx, cache))) return;
+      await tx.run(
+        `INSERT INTO cache_usage (cache, day, paths, file_bytes, nar_bytes) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (cache, day) DO UPDATE SET paths = excluded.paths, file_bytes = excluded.file_bytes, nar_bytes = excluded.nar_bytes`,
+        [cache, day, totals.paths, totals.fileBytes, totals.narBytes],
+      );
+    });
+  }
+
+  async cacheTotals(cache: string): Promise<CacheTotals> {
+    // CAST: PostgreSQL sums BIGINTs as NUMERIC, which the driver would hand back as a string.
+    const row = await this.#db.get<{ paths: number; file_bytes: number; nar_bytes: number }>(
+      `SELECT count(*) AS paths, CAST(coalesce(sum(file_size), 0) AS BIGINT) AS file_bytes,
+         CAST(coalesce(sum(nar_size), 0) AS BIGINT) AS nar_bytes
+       FROM paths WHERE cache = ?`,
+      [cache],
+    );
+    return { paths: row?.paths ?? 0, fileBytes: row?.file_bytes ?? 0, narBytes: row?.nar_bytes ?? 0 };
+  }
+
+  async usageHistory(cache: string, sinceDay: number, limit: number): Promise<UsageDay[]> {
+    const rows = await this.#db.all<{
+      day: number;
+      narinfo_hits: number;
+      narinfo_misses: number;
+      nar_downloads: number;
+      paths: number | null;
+      file_bytes: number | null;
+      nar_bytes: number | null;
+    }>(
+      `SELECT day, narinfo_hits, narinfo_misses, nar_downloads, paths, file_bytes, nar_bytes
+       FROM cache_usage WHERE cache = ? AND day >= ? ORDER BY day LIMIT ?`,
+      [cache, sinceDay, limit],
+    );
+    return rows.map((row) => ({
+      day: row.day,
+      narinfoHits: row.narinfo_hits,
+      narinfoMisses: row.narinfo_misses,
+      narDownloads: row.nar_downloads,
+      totals: row.paths === null ? null : { paths: row.paths, fileBytes: row.file_bytes ?? 0, narBytes: row.nar_bytes ?? 0 },
+    }));
+  }
+
+  async topDownloadedPaths(cache: string, limit: number): Promise<PathSummary[]> {
+    // No tie-breaker in ORDER BY: the index (cache, downloads) then yields the rows in order and stops at the limit.
+    return this.#summaries(`WHERE p.cache = ? AND p.downloads > 0 ORDER BY p.downloads DESC LIMIT ?`, [cache, limit]);
+  }
+
+  async recentPaths(cache: string, limit: number): Promise<PathSummary[]> {
+    return this.#summaries(`WHERE p.cache = ? ORDER BY p.created_at DESC LIMIT ?`, [cache, limit]);
+  }
+
+  async searchPaths(cache: string, query: { hashPrefix?: string; nameNeedle?: string }, after: string, limit: number): Promise<PathSummary[]> {
+    const matches: string[] = [];
+    const params: SqlValue[] = [cache, after];
+    if (query.hashPrefix !== undefined) {
+      if (!/^[0-9a-z]*$/.test(query.hashPrefix)) throw new RangeError(`hash prefix '${query.hashPrefix}' is not nix32`);
+      matches.push('p.hash_part LIKE ?');
+      params.push(`${query.hashPrefix}%`);
+    }
+    if (query.nameNeedle !== undefined) {
+      // The name follows the 32-character hash part and its dash; lower() both sides, since
+      // SQLite's LIKE ignores ASCII case and PostgreSQL's does not.
+      matches.push(`lower(substr(p.base, 34)) LIKE ? ESCAPE '\\'`);
+      params.push(`%${query.nameNeedle.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
+    if (matches.length === 0) return [];
+    // Two steps: the matching hash parts from the index paths_by_name alone, then their rows.
+    const found = await this.#db.all<{ hash_part: string }>(
+      `SELECT p.hash_part FROM paths p WHERE p.cache = ? AND p.hash_part > ? AND (${matches.join(' OR ')}) ORDER BY p.hash_part LIMIT ?`,
+      [...params, limit],
+    );
+    if (found.length === 0) return [];
+    const hashParts = found.map((row) => row.hash_part);
+    const rows: PathSummary[] = [];
+    for (const chunk of chunks(hashParts, IN_LIST_CHUNK)) {
+      rows.push(...(await this.#summaries(`WHERE p.cache = ? AND p.hash_part IN (${placeholders(chunk.length)})`, [cache, ...chunk])));
+    }
+    return rows.sort((a, b) => compareText(a.hashPart, b.hashPart));
+  }
+
+  async pathSummary(cache: string, hashPart: string): Promise<PathSummary | undefined> {
+    return (await this.#summaries('WHERE p.cache = ? AND p.hash_part = ?', [cache, hashPart]))[0];
+  }
+
+  async referringPaths(cache: string, hashPart: string, after: string, limit: number): Promise<PathSummary[]> {
+    // refs first (CROSS JOIN fixes the order on SQLite): the referrers through refs_by_target_source, then
+    // their rows; not every path of the cache in hash order, looking each one's references up.
+    return this.#summaries(
+      `WHERE r.cache = ? AND r.ref_hash_part = ? AND r.hash_part <> r.ref_hash_part AND r.hash_part > ?
+         AND p.cache = r.cache AND p.hash_part = r.hash_part
+       ORDER BY r.hash_part LIMIT ?`,
+      [cache, hashPart, after, limit],
+      'refs r CROSS JOIN paths p',
+    );
+  }
+
+  async #summaries(rest: string, params: readonly SqlValue[], from = 'paths p'): Promise<PathSummary[]> {
+    const rows = await this.#db.all<{
+      hash_part: string;
+      base: string;
+      nar_size: number;
+      file_size: number | null;
+      created_at: number;
+      accessed_at: number;
+      downloads: number;
+    }>(`SELECT p.hash_part, p.base, p.nar_size, p.file_size, p.created_at, ${ACCESSED_AT('p')} AS accessed_at, p.downloads FROM ${from} ${rest}`, params);
+    return rows.map((row) => ({
+      hashPart: row.hash_part,
+      base: row.base,
+      narSize: row.nar_size,
+      fileSize: row.file_size ?? 0,
+      createdAt: row.created_at,
+      accessedAt: row.accessed_at,
+      downloads: row.downloads,
+    }));
+  }
+
+  async closureSize(cache: string, hashPart: string, limit: number): Promise<ClosureSize> {
+    // UNION (not UNION ALL) drops paths already reached, so the walk ends on shared references.
+    // CROSS JOIN keeps the walk's queue as the outer loop on SQLite (which otherwise may scan refs
+    // for every step); the outer LIMIT stops the walk itself, on both engines, once it has seen
+    // `limit` paths. A LEFT JOIN counts walked paths the cache lacks (an upstream's) apart.
+    const row = await this.#db.get<{ walked: number; paths: number; nar_bytes: number; file_bytes: number }>(
+      `WITH RECURSIVE closure (hash_part) AS (
+         SELECT hash_part FROM paths WHERE cache = ? AND hash_part = ?
+         UNION
+         SELECT r.ref_hash_part FROM closure c CROSS JOIN refs r WHERE r.cache = ? AND r.hash_part = c.hash_part
+       ),
+       walked (hash_part) AS (SELECT hash_part FROM closure LIMIT ?)
+       SELECT count(*) AS walked, count(p.hash_part) AS paths, CAST(coalesce(sum(p.nar_size), 0) AS BIGINT) AS nar_bytes,
+         CAST(coalesce(sum(p.file_size), 0) AS BIGINT) AS file_bytes
+       FROM walked w LEFT JOIN paths p ON p.cache = ? AND p.hash_part = w.hash_part`,
+      [cache, hashPart, cache, limit, cache],
+    );
+    return {
+      paths: row?.paths ?? 0,
+      narBytes: row?.nar_bytes ?? 0,
+      fileBytes: row?.file_bytes ?? 0,
+      complete: (row?.walked ?? 0) < limit,
+    };
+  }
+
+  async tokensPage(cache: string | undefined, before: { createdAt: number; id: string } | undefined, limit: number): Promise<TokenRecord[]> {
+    const conditions: string[] = [];
+    const params: SqlValue[] = [];
+    if (cache !== undefined) {
+      conditions.push('cache = ?');
+      params.push(cache);
+    }
+    if (before !== undefined) {
+      conditions.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      params.push(before.createdAt, before.createdAt, before.id);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : '';
+    const rows = await this.#db.all<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ${where} ORDER BY created_at DESC, id DESC LIMIT ?`, [
+      ...params,
+      limit,
+    ]);
+    return rows.map(tokenFromRow);
+  }
+
+  async tokenById(id: string): Promise<TokenRecord | undefined> {
+    const row = await this.#db.get<TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`, [id]);
+    return row && tokenFromRow(row);
   }
 
   close(): Promise<void> {

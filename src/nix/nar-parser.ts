@@ -35,11 +35,14 @@ export interface NarVisitor {
 export class NarError extends Error {
   /** Offset in the NAR of the offending token or byte. */
   readonly offset: number;
+  /** What is wrong there, without the offset (to rebuild the error on another thread). */
+  readonly reason: string;
 
-  constructor(offset: number, message: string) {
-    super(`NAR byte ${offset}: ${message}`);
+  constructor(offset: number, reason: string) {
+    super(`NAR byte ${offset}: ${reason}`);
     this.name = 'NarError';
     this.offset = offset;
+    this.reason = reason;
   }
 }
 

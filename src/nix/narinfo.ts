@@ -84,6 +84,7 @@ export function parseNarInfo(text: string, storeDir = DEFAULT_STORE_DIR): NarInf
     const lineNumber = index + 1;
     const line = lines[index]!;
     if (line.includes('\r')) throw new NarInfoError(lineNumber, undefined, 'carriage return found; lines must end in a bare LF');
+    if (line.includes('\0')) throw new NarInfoError(lineNumber, undefined, 'NUL byte found; a narinfo is text');
     const colon = line.indexOf(':');
     if (colon <= 0) throw new NarInfoError(lineNumber, undefined, `expected 'Key: value', got '${line}'`);
     const key = line.slice(0, colon);

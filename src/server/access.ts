@@ -3,6 +3,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { CacheRecord, Permission, TokenRecord } from '../index/cache-index.ts';
+import { notePrincipal } from '../observability/request-facts.ts';
 import type { Tokens } from '../services/tokens.ts';
 import { grants } from '../services/tokens.ts';
 import { presentedToken } from './credentials.ts';
@@ -20,6 +21,8 @@ export async function principalOf(tokens: Tokens, req: IncomingMessage): Promise
   if (token === undefined) return undefined;
   const record = await tokens.authenticate(token);
   if (!record) throw unauthorized('the token is unknown, revoked or expired');
+  // For the request's log line: who asked, by the token's id and label.
+  notePrincipal(req, record);
   return record;
 }
 

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CacheRecord, KeyRecord, Permission, PinRecord, TokenRecord, UpstreamRecord } from '../index/cache-index.ts';
 import { isHashPart, parseStorePath } from '../nix/store-path.ts';
 import {
+  cacheNameProblem,
   createCache,
   retireKey,
   rotateKey,
@@ -26,6 +27,7 @@ import { HttpError, REJECTION_STATUS } from './http-error.ts';
 import { readJson } from './request-body.ts';
 
 const JSON_LIMIT = 16 * 1024 * 1024;
+const MAX_EXPIRY_SECONDS = 100 * 365 * 86_400;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -345,6 +347,8 @@ export class AdminApi {
       case 'GET tokens': {
         if (!principal) throw unauthorized('a token is needed');
         const cache = new URL(req.url ?? '/', 'http://x').searchParams.get('cache');
+        const problem = cache === null ? undefined : cacheNameProblem(cache);
+        if (problem) throw new HttpError(400, `?cache: ${problem}`);
         if (!isServerAdmin(principal) && (cache === null || !grants(principal, cache, 'admin'))) {
           throw new HttpError(403, 'listing tokens needs a server-admin token, or ?cache=<name> with an admin token of that cache');
         }
@@ -375,14 +379,17 @@ export class AdminApi {
     const allowed = isServerAdmin(principal) || (cache !== null && grants(principal, cache, 'admin'));
     if (!allowed) throw new HttpError(403, 'creating this token needs a server-admin token or an admin token of the cache');
     const expiresIn = field<number>(body, 'expiresInSeconds', 'number');
-    if (expiresIn !== undefined && !(expiresIn > 0)) throw new HttpError(400, "field 'expiresInSeconds': expected a positive number");
+    // Bounded and rounded: the index stores whole milliseconds (PostgreSQL refuses 1e+303 or a fraction with a 500).
+    if (expiresIn !== undefined && !(expiresIn > 0 && expiresIn <= MAX_EXPIRY_SECONDS)) {
+      throw new HttpError(400, `field 'expiresInSeconds': expected a positive number of seconds, at most ${MAX_EXPIRY_SECONDS} (100 years)`);
+    }
     const label = field<string>(body, 'label', 'string') ?? '';
     try {
       const { token, record } = await this.larder.tokens.issue({
         cache,
         permission,
         label,
-        expiresAt: expiresIn === undefined ? null : Date.now() + expiresIn * 1000,
+        expiresAt: expiresIn === undefined ? null : Date.now() + Math.round(expiresIn * 1000),
       });
       return sendJson(res, 201, { ...tokenJson(record), token });
     } catch (error) {

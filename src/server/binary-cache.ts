@@ -7,13 +7,15 @@ import type { CacheRecord, Permission } from '../index/cache-index.ts';
 import { isHashPart, parseStorePathBase } from '../nix/store-path.ts';
 import { cacheInfoText } from '../services/cache-admin.ts';
 import type { Larder } from '../services/larder.ts';
+import { UpstreamFailure } from '../services/mirror/mirror.ts';
 import { receiveNar, receiveNarInfo } from '../services/publish.ts';
 import { listingKey, logKey } from '../storage/layout.ts';
+import { noteCache } from '../observability/request-facts.ts';
 import { principalOf, requirePermission } from './access.ts';
 import { HttpError } from './http-error.ts';
 import { parseRange } from './range.ts';
 import { checkDeclaredLength, readSmallBody } from './request-body.ts';
-import { TtlCache } from './ttl-cache.ts';
+import { TtlCache } from '../services/ttl-cache.ts';
 
 type Resource =
   | { kind: 'cache-info' }
@@ -79,6 +81,8 @@ export class BinaryCacheProtocol {
     const reading = method === 'GET' || method === 'HEAD';
     if (!reading && method !== 'PUT') throw new HttpError(405, `${method} is not supported here`, { Allow: 'GET, HEAD, PUT' });
     const cache = await this.cache(cacheName);
+    // It exists: metrics may label the request with it.
+    noteCache(req, cache.name);
     const permission: Permission = reading ? 'read' : 'write';
     // Reading a public cache needs no token, so a stale or foreign one (netrc entries match by
     // host alone, whatever the port) must not turn a public read into a 401.
@@ -99,41 +103,78 @@ export class BinaryCacheProtocol {
         let narinfo = cached?.generation === cache.generation ? cached.narinfo : undefined;
         if (narinfo === undefined) {
           narinfo = (await this.larder.index.getPath(cache.name, resource.hashPart))?.narinfo;
-          if (narinfo === undefined) throw new HttpError(404, `${resource.hashPart}.narinfo is not in cache '${cache.name}'`);
-          this.narinfos.set(key, { narinfo, generation: cache.generation });
+          if (narinfo !== undefined) {
+            this.narinfos.set(key, { narinfo, generation: cache.generation });
+          } else {
+            // A mirror asks its upstreams; the answer is cached by the mirror, not here.
+            narinfo = cache.mirror ? await this.larder.mirror.narinfo(cache.name, resource.hashPart) : undefined;
+            if (narinfo === undefined) {
+              this.larder.accesses.narinfoMissing(cache.name);
+              throw new HttpError(404, `${resource.hashPart}.narinfo is not in cache '${cache.name}'`);
+            }
+            this.larder.accesses.narinfoServed(cache.name, resource.hashPart);
+            return sendText(res, 200, narinfo, 'text/x-nix-narinfo');
+          }
         }
         // Noted in memory only; written in batches (the hot path does no writes).
-        this.larder.accesses.path(cache.name, resource.hashPart);
+        this.larder.accesses.narinfoServed(cache.name, resource.hashPart);
         return sendText(res, 200, narinfo, 'text/x-nix-narinfo');
       }
       case 'nar': {
-        await this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar');
+        const mirror = cache.mirror ? resource.fileName : undefined;
         const fileHash = /^([0-9a-z]{52})\.nar/.exec(resource.fileName)?.[1];
-        if (fileHash && req.method === 'GET') this.larder.accesses.nar(cache.name, fileHash);
+        // Noted once the whole NAR has gone out: before the connection can close, so that a
+        // shutdown (which waits for connections, then writes the notes) never misses it.
+        if (fileHash && req.method === 'GET') {
+          res.once('finish', () => {
+            if (res.statusCode === 200) this.larder.accesses.narDownloaded(cache.name, fileHash);
+            else if (res.statusCode === 206) this.larder.accesses.nar(cache.name, fileHash);
+          });
+        }
+        const sent = await this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar', cache.name, mirror);
+        if (fileHash && req.method === 'GET' && mirror && sent === 'stored') void this.countSaved(cache.name, fileHash, res);
         return;
       }
       case 'listing':
-        return this.sendBlob(req, res, listingKey(cache.name, resource.hashPart), 'application/json');
+        await this.sendBlob(req, res, listingKey(cache.name, resource.hashPart), 'application/json');
+        return;
       case 'log':
-        return this.sendBlob(req, res, logKey(cache.name, resource.drvBase), TEXT);
+        await this.sendBlob(req, res, logKey(cache.name, resource.drvBase), TEXT);
+        return;
     }
   }
 
-  private async sendBlob(req: IncomingMessage, res: ServerResponse, key: string, contentType: string): Promise<void> {
+  /**
+   * Serves a stored file. For a mirroring cache (`mirrorFile` set), a NAR not stored yet is fetched
+   * from the upstream that vouched for it and streamed as it arrives. Tells which it was.
+   */
+  private async sendBlob(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    contentType: string,
+    cacheName?: string,
+    mirrorFile?: string,
+  ): Promise<'stored' | 'mirrored'> {
     const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Accept-Ranges': 'bytes' };
     const notFound = () => new HttpError(404, `${key} not found`);
+    const mirrored = async (): Promise<'stored' | 'mirrored'> => {
+      if (cacheName === undefined || mirrorFile === undefined) throw notFound();
+      return this.sendMirrored(req, res, key, contentType, cacheName, mirrorFile);
+    };
     if (req.method !== 'HEAD' && req.headers.range === undefined) {
       // The common download: one open tells the size, no separate stat.
       const blob = await this.larder.store.open(key);
-      if (!blob) throw notFound();
+      if (!blob) return mirrored();
       res.writeHead(200, { ...headers, 'Content-Length': blob.size });
-      return pipeline(blob.stream, res);
+      await pipeline(blob.stream, res);
+      return 'stored';
     }
     const size = await this.larder.store.stat(key);
-    if (size === undefined) throw notFound();
+    if (size === undefined) return mirrored();
     if (req.method === 'HEAD') {
       res.writeHead(200, { ...headers, 'Content-Length': size }).end();
-      return;
+      return 'stored';
     }
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
@@ -148,6 +189,55 @@ export class BinaryCacheProtocol {
       res.writeHead(200, { ...headers, 'Content-Length': blob.size });
     }
     await pipeline(blob.stream, res);
+    return 'stored';
+  }
+
+  /** A NAR of a mirroring cache that is not stored: from the upstream, or stored meanwhile. */
+  private async sendMirrored(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    contentType: string,
+    cacheName: string,
+    fileName: string,
+  ): Promise<'stored' | 'mirrored'> {
+    const notFound = () => new HttpError(404, `${key} not found`);
+    const { mirror } = this.larder;
+    try {
+      if (req.method === 'HEAD') {
+        const size = await mirror.narSize(cacheName, fileName);
+        if (size === undefined) throw notFound();
+        res.writeHead(200, { 'Content-Type': contentType, ...(size >= 0 && { 'Content-Length': size }) }).end();
+        return 'mirrored';
+      }
+      const nar = await mirror.fetchNar(cacheName, fileName);
+      if (!nar) throw notFound();
+      if (nar.kind === 'stored') {
+        // Fetched by another request or replica meanwhile: the verified copy, whole (a Range is ignored).
+        const blob = await this.larder.store.open(key);
+        if (!blob) throw notFound();
+        res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': blob.size });
+        await pipeline(blob.stream, res);
+        return 'stored';
+      }
+      // No Accept-Ranges: what is still arriving cannot be served in parts.
+      res.writeHead(200, { 'Content-Type': contentType, ...(nar.size !== undefined && { 'Content-Length': nar.size }) });
+      await pipeline(nar.stream, res);
+      return 'mirrored';
+    } catch (error) {
+      if (error instanceof UpstreamFailure && !res.headersSent) throw new HttpError(error.status, error.message);
+      throw error;
+    }
+  }
+
+  /** Bytes of a NAR fetched from an upstream earlier, served from here: what the mirror saved. */
+  private async countSaved(cacheName: string, fileHash: string, res: ServerResponse): Promise<void> {
+    try {
+      const nar = await this.larder.index.getNar(cacheName, fileHash);
+      if (nar?.upstream !== undefined && res.writableFinished) this.larder.telemetry.upstreamBytesSaved(cacheName, nar.fileSize);
+    } catch {
+      // A metric, not worth an error: the index being down shows elsewhere.
+    }
   }
 
   private async write(req: IncomingMessage, res: ServerResponse, cache: CacheRecord, resource: Resource): Promise<void> {

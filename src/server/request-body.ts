@@ -46,9 +46,19 @@ export async function readSmallBody(req: IncomingMessage, limit: number): Promis
 export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const text = (await readSmallBody(req, limit)).toString('utf8');
   if (text.trim() === '') return {};
+  // PostgreSQL cannot store U+0000 in text: refused here as the client's mistake, not a 500 later.
+  // In valid JSON a NUL can only be written \u0000, so only such bodies are walked.
+  let nul = false;
+  const reviver = (key: string, value: unknown) => {
+    if (key.includes('\0') || (typeof value === 'string' && value.includes('\0'))) nul = true;
+    return value;
+  };
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = text.includes('\\u0000') ? JSON.parse(text, reviver) : JSON.parse(text);
   } catch {
     throw new HttpError(400, 'body is not valid JSON');
   }
+  if (nul) throw new HttpError(400, 'body: strings must not contain U+0000 (NUL)');
+  return value;
 }

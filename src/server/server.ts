@@ -8,6 +8,7 @@ import { IndexUnavailableError } from '../index/cache-index.ts';
 import type { Larder } from '../services/larder.ts';
 import { Rejection } from '../services/rejection.ts';
 import { StorageUnavailableError } from '../storage/blob-store.ts';
+import { Dashboard } from '../dashboard/dashboard.ts';
 import { AdminApi, sendJson } from './admin-api.ts';
 import { readiness } from './health.ts';
 import { BinaryCacheProtocol, sendText } from './binary-cache.ts';
@@ -38,11 +39,16 @@ export function pathSegments(url: string): string[] {
 export interface LarderServerOptions {
   /** Called with each request's outcome, for logs and metrics. */
   readonly onResponse?: (req: IncomingMessage, res: ServerResponse, error?: unknown) => void;
+  /** Answers GET /metrics; without it /metrics is a 404. */
+  readonly metrics?: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+  /** Told of each of larder's own bugs a request met (a 500), besides the line on stderr. */
+  readonly onInternalError?: (req: IncomingMessage, error: unknown) => void;
 }
 
 export function createLarderServer(larder: Larder, options: LarderServerOptions = {}): Server {
   const protocol = new BinaryCacheProtocol(larder);
   const api = new AdminApi(larder, (name) => protocol.forgetCache(name));
+  const dashboard = new Dashboard(larder);
   // Deletions here are seen at once here; on other processes, within the cache record's second.
   larder.onPathsDeleted((name) => protocol.forgetCache(name));
 
@@ -52,10 +58,10 @@ export function createLarderServer(larder: Larder, options: LarderServerOptions 
       if (segments[1] !== 'v1') throw new HttpError(404, 'the API lives under /api/v1/');
       return api.handle(req, res, segments.slice(2));
     }
-    if (segments.length === 1 && segments[0] === '') {
-      return sendText(res, 200, 'larder: a Nix binary cache. Caches are served under /<cache>/.\n');
-    }
+    // The web dashboard: `/` and `/ui/…` (a reserved cache name).
+    if (Dashboard.serves(segments)) return dashboard.handle(req, res, segments);
     if (segments.length === 1 && segments[0] === 'healthz') return sendText(res, 200, 'ok\n');
+    if (segments.length === 1 && segments[0] === 'metrics' && options.metrics) return options.metrics(req, res);
     if (segments.length === 1 && segments[0] === 'readyz') {
       const state = await readiness(larder);
       res.setHeader('Cache-Control', 'no-store');
@@ -71,21 +77,27 @@ export function createLarderServer(larder: Larder, options: LarderServerOptions 
       await route(req, res);
     } catch (error) {
       failure = error;
-      answerError(req, res, error);
+      answerError(req, res, error, options.onInternalError);
     } finally {
       options.onResponse?.(req, res, failure);
     }
   }
 
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => void handle(req, res));
+  // No limit on a whole request (a NAR may take hours), but a connection silent both ways for as
+  // long as Nix waits on a stalled transfer (stalled-download-timeout) is dropped: a client that
+  // stopped sending its body mid-upload otherwise holds its socket and temporary file forever.
+  server.timeout = 300_000;
   // Answer `Expect: 100-continue` ourselves, after auth and validation, so a refused upload is never sent.
   server.on('checkContinue', (req, res) => void handle(req, res));
   return server;
 }
 
-function answerError(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+function answerError(req: IncomingMessage, res: ServerResponse, error: unknown, onInternalError?: LarderServerOptions['onInternalError']): void {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if ((code && CLIENT_GONE.has(code)) || !res.socket || res.socket.destroyed) {
+  // req.socket, not res.socket: a response waiting behind the previous one on a keep-alive
+  // connection has no socket yet, and must still be answered.
+  if ((code && CLIENT_GONE.has(code)) || req.socket.destroyed) {
     res.destroy();
     return;
   }
@@ -104,6 +116,7 @@ function answerError(req: IncomingMessage, res: ServerResponse, error: unknown):
     headers = { 'Retry-After': '5' };
   } else {
     process.stderr.write(`larder: internal error on ${req.method} ${req.url}: ${(error as Error)?.stack ?? String(error)}\n`);
+    onInternalError?.(req, error);
   }
   if (res.headersSent) {
     // Mid-body: the only honest signal left is a broken connection.

@@ -24,10 +24,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CacheIndex, DeletedPath, NarClaim, NarClaimRules, SpareReason } from '../index/cache-index.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { listingKey, narInfoKey, narKey } from '../storage/layout.ts';
+import { DEFAULT_MIRROR_SETTINGS } from './mirror/mirror.ts';
 import type { AccessLog } from './access-log.ts';
 import { loadPathGraph, type LoadedGraph } from './gc-graph.ts';
 import { Fate, pinClosures, planGc, type GcPlan } from './gc-plan.ts';
 import { Rejection } from './rejection.ts';
+import type { Telemetry } from './telemetry.ts';
 import { formatBytes } from './units.ts';
 
 export interface GcSettings {
@@ -66,6 +68,8 @@ export interface GcContext {
   readonly now: () => number;
   /** Told after paths of a cache were deleted, so that this process's caches forget them at once. */
   readonly pathsDeleted?: (cache: string) => void;
+  /** Where finished runs are counted; silent when absent. */
+  readonly telemetry?: Telemetry;
 }
 
 /** A unique holder name for this process's leases. */
@@ -189,6 +193,9 @@ export async function runGc(ctx: GcContext, cacheName: string, options: GcOption
     let deleted: GcReport['deleted'] = null;
     if (lease) deleted = await deletePlanned(ctx, cacheName, loaded, plan, startedAt, lease, options);
     const orphans = await collectOrphans(ctx, cacheName, dryRun, lease, options.signal);
+    // Narinfos the mirror found upstream but whose NAR nobody asked for: asked again when needed.
+    if (lease) await ctx.index.expireMirroredNarInfos(cacheName, startedAt - DEFAULT_MIRROR_SETTINGS.pendingTtlMs);
+    if (deleted) ctx.telemetry?.gcRun(cacheName, deleted.paths, deleted.bytes + orphans.narBytes);
     return {
       cache: cacheName,
       dryRun,
@@ -411,8 +418,9 @@ async function deleteNars(ctx: GcContext, cache: string, fileHashes: readonly st
   return { count, bytes };
 }
 
-const NARINFO_FILE = /^[^/]+\/([0-9a-z]{32})\.(narinfo|ls)$/;
-const NAR_FILE = /^[^/]+\/nar\/([0-9a-z]{52})\.nar(\.[a-z0-9]+)?$/;
+/** A cache's narinfo or listing file, and its NAR files: what an orphan can be (verify.ts asks the same). */
+export const NARINFO_FILE = /^[^/]+\/([0-9a-z]{32})\.(narinfo|ls)$/;
+export const NAR_FILE = /^[^/]+\/nar\/([0-9a-z]{52})\.nar(\.[a-z0-9]+)?$/;
 
 async function collectOrphans(
   ctx: GcContext,

@@ -2,6 +2,8 @@
 // settings the services need. The CLI opens it; the server and tests use it.
 
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ServerConfig, StorageConfig } from '../config/config.ts';
 import { openIndex } from '../index/open-index.ts';
 import { IndexConflictError, type CacheIndex } from '../index/cache-index.ts';
@@ -12,6 +14,7 @@ import { createCache, type AdminContext } from './cache-admin.ts';
 import { DEFAULT_GC_SETTINGS, leaseHolder, type GcContext, type GcSettings } from './gc.ts';
 import type { PinContext } from './pins.ts';
 import type { PublishContext } from './publish.ts';
+import { DEFAULT_MIRROR_SETTINGS, Mirror, type MirrorSettings } from './mirror/mirror.ts';
 import { Rejection } from './rejection.ts';
 import { SILENT_TELEMETRY, type Telemetry } from './telemetry.ts';
 import { Tokens } from './tokens.ts';
@@ -29,6 +32,8 @@ export interface LarderSettings {
   readonly now?: () => number;
   /** Where counted events go; silent by default. */
   readonly telemetry?: Telemetry;
+  /** The pull-through proxy's timings; the defaults where absent (spooling to the system's temporary directory). */
+  readonly mirror?: Partial<MirrorSettings>;
 }
 
 export interface Larder extends PublishContext, AdminContext, GcContext, PinContext {
@@ -36,6 +41,7 @@ export interface Larder extends PublishContext, AdminContext, GcContext, PinCont
   readonly settings: LarderSettings;
   readonly accesses: AccessLog;
   readonly telemetry: Telemetry;
+  readonly mirror: Mirror;
   /** Calls `listener` with a cache's name after paths of it were deleted in this process. */
   onPathsDeleted(listener: (cache: string) => void): void;
   /** Writes the pending access times, then closes the index and the store. */
@@ -49,7 +55,7 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
     now,
     onError: (error) => process.stderr.write(`larder: cannot record access times yet: ${(error as Error).message}\n`),
   });
-  return {
+  const larder: Omit<Larder, 'mirror'> = {
     index,
     store,
     tokens: new Tokens(index),
@@ -75,6 +81,8 @@ export function assembleLarder(index: CacheIndex, store: BlobStore, settings: La
       await store.close();
     },
   };
+  const mirror = new Mirror(larder, { ...DEFAULT_MIRROR_SETTINGS, spoolDir: tmpdir(), ...settings.mirror });
+  return { ...larder, mirror };
 }
 
 /** The blob store a configuration describes: a directory, or a bucket (and prefix) of an S3-compatible service. */
@@ -97,8 +105,15 @@ export async function openStore(config: StorageConfig): Promise<BlobStore> {
   });
 }
 
-/** The larder a configuration describes: SQLite or PostgreSQL, a directory or a bucket. */
-export async function openConfiguredLarder(config: ServerConfig): Promise<Larder> {
+/** Mirror downloads in progress are spooled here: the data directory's disk, not a RAM-backed /tmp. */
+async function spoolDir(config: ServerConfig): Promise<string> {
+  const dir = config.mirror.spoolDir ?? join(config.dataDir, 'spool');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** The larder a configuration describes: SQLite or PostgreSQL, a directory or a bucket; counted events go to `telemetry`. */
+export async function openConfiguredLarder(config: ServerConfig, telemetry?: Telemetry): Promise<Larder> {
   await mkdir(config.dataDir, { recursive: true });
   const index = await openIndex(config.index);
   try {
@@ -108,6 +123,8 @@ export async function openConfiguredLarder(config: ServerConfig): Promise<Larder
       maxNarSize: config.maxNarSize,
       maxSmallBodySize: config.maxBodySize,
       gc: { uploadGraceMs: config.gc.uploadGraceMs },
+      ...(telemetry && { telemetry }),
+      mirror: { ...config.mirror, spoolDir: await spoolDir(config) },
     });
   } catch (error) {
     await index.close();

@@ -5,25 +5,25 @@
 // that, in one of the cache's upstreams), and it is signed here with the
 // cache's active keys.
 
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createDecompressor } from '../compression/decompress.ts';
+import { DecompressionError } from '../compression/decompress.ts';
 import { IndexPreconditionError, IndexUnavailableError, type CacheIndex, type NarRecord } from '../index/cache-index.ts';
 import { compressionOfExtension, type Compression } from '../nix/compression.ts';
 import { signNarInfo } from '../nix/fingerprint.ts';
-import { formatHash, hashEquals, parseHash } from '../nix/hash.ts';
+import { formatHash, hashEquals, parseHash, type Hash } from '../nix/hash.ts';
 import { NarError } from '../nix/nar-parser.ts';
-import { NarVerifier } from '../nix/nar-decoder.ts';
 import { formatNarInfo, NarInfoError, parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
-import { encodeNix32, isNix32 } from '../nix/nix32.ts';
+import { isNix32 } from '../nix/nix32.ts';
 import { parseSecretKey } from '../nix/signing-key.ts';
 import { storePathBase, type StorePath } from '../nix/store-path.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { narInfoKey, narKey, narUrl } from '../storage/layout.ts';
+import { sharedNarCheckPool } from './nar-check.ts';
 import { Rejection } from './rejection.ts';
+import type { Telemetry, UploadRejectionReason } from './telemetry.ts';
 
 export interface PublishContext {
   readonly index: CacheIndex;
@@ -33,6 +33,24 @@ export interface PublishContext {
   readonly maxNarSize: number;
   /** Where references missing from a cache may be found instead; none when absent. */
   readonly upstreams?: UpstreamLookup;
+  /** Where refused uploads are counted; silent when absent. */
+  readonly telemetry?: Telemetry;
+}
+
+/** A refused upload, counted under its reason. */
+function refused(ctx: PublishContext, cache: string, reason: UploadRejectionReason, rejection: Rejection): Rejection {
+  ctx.telemetry?.uploadRejected(cache, reason);
+  return rejection;
+}
+
+/** parseNarFileName for an upload, its refusal counted. */
+function parseUploadedNarName(ctx: PublishContext, cache: string, fileName: string): ReturnType<typeof parseNarFileName> {
+  try {
+    return parseNarFileName(fileName);
+  } catch (error) {
+    if (error instanceof Rejection) throw refused(ctx, cache, error.kind === 'unsupported' ? 'compression' : 'malformed', error);
+    throw error;
+  }
 }
 
 /** The cache's upstreams, as services/upstreams.ts asks them over HTTP. */
@@ -66,8 +84,26 @@ export interface ReceivedNar {
   readonly created: boolean;
 }
 
-export async function receiveNar(ctx: PublishContext, cache: string, fileName: string, body: Readable): Promise<ReceivedNar> {
-  const { fileHash, compression } = parseNarFileName(fileName);
+/** What the mirror knows of a NAR before fetching it: the upstream's signed narinfo. */
+export interface ExpectedNar {
+  /** The upstream cache it comes from, recorded with the NAR. */
+  readonly upstream: string;
+  readonly narHash: Hash;
+  readonly narSize: number;
+}
+
+/**
+ * Stores a NAR body once it is verified. With `expected` (the mirror), a body that does not match
+ * the upstream's narinfo is refused as a mismatch before it becomes visible.
+ */
+export async function receiveNar(
+  ctx: PublishContext,
+  cache: string,
+  fileName: string,
+  body: Readable,
+  expected?: ExpectedNar,
+): Promise<ReceivedNar> {
+  const { fileHash, compression } = parseUploadedNarName(ctx, cache, fileName);
   // Renewed, so that garbage collection takes it for an upload in flight until its narinfo comes.
   const existing = await ctx.index.touchNar(cache, fileHash, Date.now());
   if (existing) {
@@ -78,38 +114,24 @@ export async function receiveNar(ctx: PublishContext, cache: string, fileName: s
 
   const url = narUrl(fileHash, compression);
   const writer = await ctx.store.createWriter(narKey(cache, url));
-  const fileHasher = createHash('sha256');
-  const verifier = new NarVerifier();
-  const decompressor = createDecompressor(compression);
-  let decompressError: unknown;
-  decompressor.once('error', (error) => (decompressError = error));
+  // FileHash, decompression, NarHash, NarSize and grammar are checked in a worker thread.
+  const check = sharedNarCheckPool().start(compression);
   let fileSize = 0;
   try {
-    await pipeline(
-      // Left open on failure, so that the server can still answer with the reason.
-      body.iterator({ destroyOnReturn: false }),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          fileSize += chunk.length;
-          if (fileSize > ctx.maxNarSize) {
-            throw new Rejection('too-large', `NAR is larger than this server's limit of ${ctx.maxNarSize} bytes`);
-          }
-          fileHasher.update(chunk);
-          if (!writer.stream.write(chunk)) await once(writer.stream, 'drain');
-          yield chunk;
-        }
-      },
-      decompressor,
-      async (source: AsyncIterable<Buffer>) => {
-        for await (const chunk of source) verifier.push(chunk);
-      },
-    );
-
-    const actual = encodeNix32(fileHasher.digest());
-    if (actual !== fileHash) {
-      throw new Rejection('mismatch', `FileHash: the URL names sha256:${fileHash} but the body hashes to sha256:${actual}`);
+    // Left open on failure, so that the server can still answer with the reason.
+    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      fileSize += chunk.length;
+      if (fileSize > ctx.maxNarSize) {
+        throw refused(ctx, cache, 'too-large', new Rejection('too-large', `NAR is larger than this server's limit of ${ctx.maxNarSize} bytes`));
+      }
+      if (!writer.stream.write(chunk)) await once(writer.stream, 'drain');
+      await check.push(chunk);
     }
-    const { narHash, narSize } = verifier.finish();
+    const { fileHash: actual, narHash, narSize } = await check.finish();
+    if (actual !== fileHash) {
+      throw refused(ctx, cache, 'hash', new Rejection('mismatch', `FileHash: the URL names sha256:${fileHash} but the body hashes to sha256:${actual}`));
+    }
+    if (expected) checkExpected(expected, narHash, narSize);
     // Garbage collection may be deleting an older copy of this very file: wait until it is done.
     await waitWhileDeleting(ctx.index, cache, fileHash);
     // Only now, verified, does the NAR become visible (for S3: the multipart upload completes).
@@ -123,16 +145,28 @@ export async function receiveNar(ctx: PublishContext, cache: string, fileName: s
       narHash: formatHash({ algorithm: 'sha256', digest: narHash }),
       narSize,
       createdAt: Date.now(),
+      ...(expected ? { upstream: expected.upstream } : {}),
     };
     await ctx.index.putNar(nar);
     return { nar, created: true };
   } catch (error) {
+    check.abandon();
     await writer.abort();
-    if (error instanceof NarError) throw new Rejection('invalid', `NAR is malformed: ${error.message}`);
-    if (decompressError !== undefined && error === decompressError) {
-      throw new Rejection('invalid', `NAR body is not valid ${compression} data: ${(error as Error).message}`);
+    if (error instanceof NarError) throw refused(ctx, cache, 'grammar', new Rejection('invalid', `NAR is malformed: ${error.message}`));
+    if (error instanceof DecompressionError) {
+      throw refused(ctx, cache, 'compression', new Rejection('invalid', `NAR body is not valid ${compression} data: ${(error as Error).message}`));
     }
     throw error;
+  }
+}
+
+function checkExpected(expected: ExpectedNar, narHash: Buffer, narSize: number): void {
+  const actual: Hash = { algorithm: 'sha256', digest: narHash };
+  if (!hashEquals(expected.narHash, actual)) {
+    throw new Rejection('mismatch', `NarHash: ${expected.upstream} says ${formatHash(expected.narHash)} but the NAR hashes to ${formatHash(actual)}`);
+  }
+  if (expected.narSize !== narSize) {
+    throw new Rejection('mismatch', `NarSize: ${expected.upstream} says ${expected.narSize} but the NAR has ${narSize} bytes`);
   }
 }
 
@@ -163,21 +197,21 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
   try {
     info = parseNarInfo(text, ctx.storeDir);
   } catch (error) {
-    if (error instanceof NarInfoError) throw new Rejection('invalid', `narinfo ${error.message}`);
+    if (error instanceof NarInfoError) throw refused(ctx, cache, 'malformed', new Rejection('invalid', `narinfo ${error.message}`));
     throw error;
   }
   const base = storePathBase(info.storePath);
   if (info.storePath.hashPart !== hashPart) {
-    throw new Rejection('invalid', `field StorePath: ${base} does not match the URL's ${hashPart}.narinfo`);
+    throw refused(ctx, cache, 'malformed', new Rejection('invalid', `field StorePath: ${base} does not match the URL's ${hashPart}.narinfo`));
   }
   const urlMatch = NAR_URL.exec(info.url);
-  if (!urlMatch) throw new Rejection('invalid', `field URL: expected nar/<FileHash>.nar[.ext], got '${info.url}'`);
-  const { fileHash } = parseNarFileName(urlMatch[1]!);
+  if (!urlMatch) throw refused(ctx, cache, 'malformed', new Rejection('invalid', `field URL: expected nar/<FileHash>.nar[.ext], got '${info.url}'`));
+  const { fileHash } = parseUploadedNarName(ctx, cache, urlMatch[1]!);
   const nar = await ctx.index.getNar(cache, fileHash);
   if (!nar) {
-    throw new Rejection('conflict', `field URL: ${info.url} has not been uploaded to cache ${cache}; upload the NAR first`);
+    throw refused(ctx, cache, 'nar-missing', new Rejection('conflict', `field URL: ${info.url} has not been uploaded to cache ${cache}; upload the NAR first`));
   }
-  checkAgainstNar(info, nar);
+  checkAgainstNar(ctx, cache, info, nar);
 
   // Before the references: an identical re-upload changes nothing, even if an upstream lost a reference since.
   const existing = await ctx.index.getPath(cache, hashPart);
@@ -209,10 +243,10 @@ export async function receiveNarInfo(ctx: PublishContext, cache: string, hashPar
   } catch (error) {
     if (!(error instanceof IndexPreconditionError)) throw error;
     if (error.missingNar) {
-      throw new Rejection('conflict', `field URL: ${info.url} was deleted from cache ${cache} meanwhile; upload the NAR again`);
+      throw refused(ctx, cache, 'nar-missing', new Rejection('conflict', `field URL: ${info.url} was deleted from cache ${cache} meanwhile; upload the NAR again`));
     }
     const gone = info.references.filter((r) => error.missingPaths.includes(r.hashPart)).map(storePathBase);
-    throw new Rejection('conflict', `field References: deleted from cache ${cache} meanwhile: ${gone.join(' ')}; upload references first`);
+    throw refused(ctx, cache, 'reference-missing', new Rejection('conflict', `field References: deleted from cache ${cache} meanwhile: ${gone.join(' ')}; upload references first`));
   }
   if (!created) {
     // Another upload of this path won the race; ours must agree with it.
@@ -236,14 +270,19 @@ async function checkReferences(ctx: PublishContext, cache: string, info: NarInfo
   }
   if (missing.length > 0) {
     const bases = missing.map(storePathBase).join(' ');
-    throw new Rejection('conflict', `field References: not in cache ${cache}: ${bases}${elsewhere}; upload references first`);
+    throw refused(ctx, cache, 'reference-missing', new Rejection('conflict', `field References: not in cache ${cache}: ${bases}${elsewhere}; upload references first`));
   }
   return present;
 }
 
-function checkAgainstNar(info: NarInfo, nar: NarRecord): void {
+function checkAgainstNar(ctx: PublishContext, cache: string, info: NarInfo, nar: NarRecord): void {
   const differs = (field: string, claimed: string | number, actual: string | number) =>
-    new Rejection('mismatch', `field ${field}: the narinfo says ${claimed} but the uploaded NAR ${info.url} has ${actual}`);
+    refused(
+      ctx,
+      cache,
+      field.endsWith('Hash') ? 'hash' : field.endsWith('Size') ? 'size' : 'compression',
+      new Rejection('mismatch', `field ${field}: the narinfo says ${claimed} but the uploaded NAR ${info.url} has ${actual}`),
+    );
   if (info.compression !== nar.compression) throw differs('Compression', info.compression, nar.compression);
   if (info.fileHash && formatHash(info.fileHash) !== `sha256:${nar.fileHash}`) {
     throw differs('FileHash', formatHash(info.fileHash), `sha256:${nar.fileHash}`);
@@ -257,7 +296,7 @@ function sameAsExisting(ctx: PublishContext, info: NarInfo, existingText: string
   const existing = parseNarInfo(existingText, ctx.storeDir);
   const refs = (i: NarInfo) => i.references.map(storePathBase).sort().join(' ');
   if (!hashEquals(existing.narHash, info.narHash) || existing.narSize !== info.narSize || refs(existing) !== refs(info)) {
-    throw new Rejection('conflict', `${base} is already in cache ${cache} with different contents; a store path cannot change`);
+    throw refused(ctx, cache, 'conflict', new Rejection('conflict', `${base} is already in cache ${cache} with different contents; a store path cannot change`));
   }
   return { narinfo: existingText, created: false };
 }

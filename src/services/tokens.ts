@@ -69,13 +69,13 @@ export class Tokens {
 
   /** The valid (not revoked, not expired) token record for a presented secret. */
   async authenticate(token: string): Promise<TokenRecord | undefined> {
-    const hash = hashToken(token);
     const now = Date.now();
-    let entry = this.cached.get(hash);
+    // Keyed by the secret as presented: hashing it on every request costs more than the lookup.
+    let entry = this.cached.get(token);
     if (!entry || now - entry.at > CACHE_MS) {
-      entry = { token: await this.index.findTokenByHash(hash), at: now };
+      entry = { token: await this.index.findTokenByHash(hashToken(token)), at: now };
       if (this.cached.size > 10_000) this.cached.clear();
-      this.cached.set(hash, entry);
+      this.cached.set(token, entry);
     }
     const record = entry.token;
     if (!record || record.revokedAt !== null || (record.expiresAt !== null && record.expiresAt <= now)) return undefined;

@@ -3,9 +3,10 @@
 // old file or the new one, plus a temp file that is swept at start-up.
 
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, opendir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, opendir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { checkKey, StorageUnavailableError, type BlobEntry, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
 
@@ -63,11 +64,25 @@ export class FilesystemStore implements BlobStore {
     return join(this.root, checkKey(key));
   }
 
+  /**
+   * A miss is an answer only while the store's directory is there (it always holds `.tmp/`):
+   * an unmounted or removed directory must be a 503, not a 404 that tells Nix to build.
+   */
+  private async absent(operation: string, key: string): Promise<undefined> {
+    try {
+      await stat(join(this.root, TEMP_DIR));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new StorageUnavailableError(`storage: cannot ${operation} ${key}: the store directory ${this.root} is gone (${code}; not mounted?)`, { cause: error });
+    }
+    return undefined;
+  }
+
   async stat(key: string): Promise<number | undefined> {
     try {
       return (await stat(this.path(key))).size;
     } catch (error) {
-      if (isMissing(error)) return undefined;
+      if (isMissing(error)) return this.absent('stat', key);
       throw unavailable('stat', key, error);
     }
   }
@@ -77,7 +92,7 @@ export class FilesystemStore implements BlobStore {
     try {
       handle = await open(this.path(key), 'r');
     } catch (error) {
-      if (isMissing(error)) return undefined;
+      if (isMissing(error)) return this.absent('open', key);
       throw unavailable('open', key, error);
     }
     try {
@@ -114,7 +129,36 @@ export class FilesystemStore implements BlobStore {
     } catch (error) {
       throw unavailable('create a temporary file for', key, error);
     }
-    const stream = createWriteStream('', { fd: handle, autoClose: false });
+    // The disk's failures (ENOSPC, EIO) are what they are, storage unavailable (a 503), never a raw
+    // errno a caller could take for a bad upload. A caller waiting for room hears of one at once
+    // (through its 'error' listener); otherwise the rest is taken and discarded, so that no write
+    // waits forever for a 'drain' that a destroyed stream never emits, and commit() throws it.
+    let failure: StorageUnavailableError | undefined;
+    const stream: Writable = new Writable({
+      highWaterMark: 256 * 1024,
+      write: (chunk: Buffer, _encoding, callback) => {
+        if (failure) return callback();
+        writeAll(handle, [chunk]).then(
+          () => callback(),
+          (error: unknown) => {
+            failure = unavailable('write', key, error);
+            callback(stream.listenerCount('drain') > 0 ? failure : undefined);
+          },
+        );
+      },
+      // Uploads arrive in 64 KiB socket reads: those queued while a write is in flight go out in one
+      // writev, rather than one write (a thread-pool round trip and a promise) each.
+      writev: (chunks: { chunk: Buffer }[], callback) => {
+        if (failure) return callback();
+        writeAll(handle, chunks.map((c) => c.chunk)).then(
+          () => callback(),
+          (error: unknown) => {
+            failure = unavailable('write', key, error);
+            callback(stream.listenerCount('drain') > 0 ? failure : undefined);
+          },
+        );
+      },
+    });
     // Errors reach the writer through 'drain' waits and commit(); after abort() they are moot.
     // Without a listener, a write failing after destroy() would crash the process.
     stream.on('error', () => {});
@@ -132,13 +176,14 @@ export class FilesystemStore implements BlobStore {
         try {
           if (!stream.writableEnded) stream.end();
           await finished(stream);
+          if (failure) throw failure; // a write failed: the file is short, never to be published
           await handle.sync();
           await closeHandle();
           await mkdir(dirname(target), { recursive: true });
           await rename(temp, target);
         } catch (error) {
           await unlink(temp).catch(() => {});
-          throw unavailable('publish', key, error);
+          throw error instanceof StorageUnavailableError ? error : unavailable('publish', key, error);
         }
       },
       abort: async () => {
@@ -179,6 +224,15 @@ export class FilesystemStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Writes all of `chunks` at the file's current position (a write may take only part of them). */
+async function writeAll(handle: FileHandle, chunks: Buffer[]): Promise<void> {
+  while (chunks.length > 0) {
+    let written = (await handle.writev(chunks)).bytesWritten;
+    while (chunks.length > 0 && written >= chunks[0]!.length) written -= chunks.shift()!.length;
+    if (written > 0) chunks[0] = chunks[0]!.subarray(written);
+  }
 }
 
 async function* walk(dir: string, key: string): AsyncIterable<string> {

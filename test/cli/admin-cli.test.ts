@@ -92,6 +92,30 @@ test('cache create, list, show, update and delete', async (t) => {
   assert.equal((await get(`${server.url}/team/nix-cache-info`, server.adminToken)).status, 404);
 });
 
+test('upstream add, list and remove; cache update --mirror', async (t) => {
+  const server = await startLarder(t);
+  const env = await isolatedEnv(t);
+  const key = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+  assert.equal(await larder(['upstream', 'list', 'main', ...as(server)], env), 'cache main has no upstreams\n');
+  await larder(['upstream', 'add', 'main', 'https://cache.nixos.org/', '--key', key, ...as(server)], env);
+  await larder(['upstream', 'add', 'main', 'http://10.0.0.2:8080/team', '--key', server.publicKey, '--priority', '10', ...as(server)], env);
+  const listed = await larder(['upstream', 'list', 'main', ...as(server)], env);
+  assert.match(listed, /^http:\/\/10\.0\.0\.2:8080\/team +10 +/m);
+  assert.match(listed, new RegExp(`^https://cache\\.nixos\\.org +40 +${escape(key)}$`, 'm'));
+  assert.ok(listed.indexOf('10.0.0.2') < listed.indexOf('cache.nixos.org'), 'in priority order');
+  // Adding one that is there changes its keys and priority.
+  await larder(['upstream', 'add', 'main', 'https://cache.nixos.org', '--key', key, '--priority', '5', ...as(server)], env);
+  assert.match(await larder(['upstream', 'list', 'main', ...as(server)], env), /^https:\/\/cache\.nixos\.org +5 /m);
+  assert.match(await failure(['upstream', 'add', 'main', 'https://b.example', '--key', 'nope', ...as(server)], env), /upstreams\[\d\]\.publicKeys\[0\]/);
+  assert.match(await failure(['upstream', 'remove', 'main', 'https://nowhere.example', ...as(server)], env), /has no upstream https:\/\/nowhere\.example/);
+  await larder(['upstream', 'remove', 'main', 'http://10.0.0.2:8080/team', ...as(server)], env);
+  assert.doesNotMatch(await larder(['upstream', 'list', 'main', ...as(server)], env), /10\.0\.0\.2/);
+
+  assert.match(await larder(['cache', 'update', 'main', '--mirror', ...as(server)], env), /^mirror: +on/m);
+  assert.match(await larder(['cache', 'show', 'main', ...as(server)], env), /^upstream: +https:\/\/cache\.nixos\.org \(priority 5\)$/m);
+  assert.match(await larder(['cache', 'update', 'main', '--no-mirror', ...as(server)], env), /^mirror: +off$/m);
+});
+
 test('key rotate, list and retire', async (t) => {
   const server = await startLarder(t);
   const env = await isolatedEnv(t);

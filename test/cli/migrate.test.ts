@@ -23,11 +23,11 @@ function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 test('larder migrate creates and migrates the embedded SQLite index, then finds it up to date', async (t) => {
   const dir = await tempDir(t);
   const data = join(dir, 'data');
-  assert.equal(await larder(['migrate', '--data', data], cleanEnv()), `SQLite index ${data}/index.sqlite: schema version 4 (applied 1, 2, 3, 4)\n`);
-  assert.equal(await larder(['migrate', '--data', data], cleanEnv()), `SQLite index ${data}/index.sqlite: schema version 4 (up to date)\n`);
+  assert.equal(await larder(['migrate', '--data', data], cleanEnv()), `SQLite index ${data}/index.sqlite: schema version 6 (applied 1, 2, 3, 4, 5, 6)\n`);
+  assert.equal(await larder(['migrate', '--data', data], cleanEnv()), `SQLite index ${data}/index.sqlite: schema version 6 (up to date)\n`);
   const index = await openIndex({ type: 'sqlite', path: join(data, 'index.sqlite') });
   t.after(() => index.close());
-  assert.equal(await index.schemaVersion(), 4);
+  assert.equal(await index.schemaVersion(), 6);
 });
 
 test('larder migrate --config migrates the PostgreSQL index the file names, without printing its password', async (t) => {
@@ -39,8 +39,8 @@ test('larder migrate --config migrates the PostgreSQL index the file names, with
   const config = join(dir, 'larder.toml');
   await writeFile(config, `[index]\ntype = "postgres"\nurl = "${withPassword.href}"\n`);
   const first = await larder(['migrate', '--config', config], cleanEnv());
-  assert.match(first, /^PostgreSQL index postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/larder_test_\w+: schema version 4 \(applied 1, 2, 3, 4\)\n$/);
-  assert.match(await larder(['migrate', '--config', config], cleanEnv()), /schema version 4 \(up to date\)\n$/);
+  assert.match(first, /^PostgreSQL index postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/larder_test_\w+: schema version 6 \(applied 1, 2, 3, 4, 5, 6\)\n$/);
+  assert.match(await larder(['migrate', '--config', config], cleanEnv()), /schema version 6 \(up to date\)\n$/);
 });
 
 test('larder migrate with an unreachable database says so in one line and exits 1', async () => {

@@ -38,6 +38,8 @@ export async function startLarder(
   });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  // DEBUG_LARDER_STDERR=1 shows what the server says while a test runs.
+  if (process.env.DEBUG_LARDER_STDERR) child.stderr!.on('data', (text: string) => process.stderr.write(`[larder ${child.pid}] ${text}`));
   const banner = await readBanner(child, () => stderr);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {

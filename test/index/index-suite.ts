@@ -633,14 +633,14 @@ export function defineIndexSuite(backend: IndexBackend): void {
     const index = await ctx.open();
     assert.equal(index.dialect, backend.name);
     assert.equal(await index.schemaVersion(), Math.max(...MIGRATIONS.map((m) => m.version)));
-    assert.equal(await index.schemaVersion(), 4);
+    assert.equal(await index.schemaVersion(), 6);
   });
 
   suiteTest('migrate reports what it applied and the version reached', async (ctx) => {
     const raw = await ctx.raw();
     assert.deepEqual(await migrate(raw, MIGRATIONS.slice(0, 1)), { version: 1, applied: [1] });
-    assert.deepEqual(await migrate(raw), { version: 4, applied: [2, 3, 4] });
-    assert.deepEqual(await migrate(raw), { version: 4, applied: [] });
+    assert.deepEqual(await migrate(raw), { version: 6, applied: [2, 3, 4, 5, 6] });
+    assert.deepEqual(await migrate(raw), { version: 6, applied: [] });
   });
 
   suiteTest('a cache of schema version 3 reads with no retention or quota; its paths have no recorded access', async (ctx) => {

@@ -25,7 +25,7 @@ indexTest(sqlite, 'the directory of a new database file is created', async (ctx)
   const nested = { ...ctx.config, path: join(ctx.config.path, '..', 'a', 'b', 'index.sqlite') };
   const index = await openIndex(nested);
   ctx.t.after(() => index.close());
-  assert.equal(await index.schemaVersion(), 4);
+  assert.equal(await index.schemaVersion(), 6);
 });
 
 indexTest(sqlite, 'a write that cannot get the lock in time is an IndexUnavailableError; reads go on', async (ctx) => {

@@ -4,7 +4,7 @@ import { parseResource } from '../../src/server/binary-cache.ts';
 import { presentedToken } from '../../src/server/credentials.ts';
 import { HttpError } from '../../src/server/http-error.ts';
 import { pathSegments } from '../../src/server/server.ts';
-import { TtlCache } from '../../src/server/ttl-cache.ts';
+import { TtlCache } from '../../src/services/ttl-cache.ts';
 
 const hash = 'xwcj2425qhak961159fdhpd5v35ihakr';
 

@@ -1,5 +1,5 @@
-// A small in-process LRU with a time limit per entry: the narinfo and cache
-// lookups on the read hot path come from here, not from the index.
+// A small in-process LRU with a time limit per entry: narinfos, cache records
+// and upstream answers on the read hot path come from here, not from the index.
 
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expires: number }>();
