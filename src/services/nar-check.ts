@@ -1,7 +1,8 @@
-// Checks uploaded NAR files off the main thread: FileHash, decompression,
-// NarHash, NarSize and the NAR grammar run in a pool of worker threads
-// (nar-check-worker.ts), so the event loop only moves bytes, and several
-// uploads are checked in parallel.
+// Checks uploaded NAR files: FileHash, decompression, NarHash, NarSize and
+// the NAR grammar. Compressed ones are checked off the main thread, in a pool
+// of worker threads (nar-check-worker.ts), so the event loop only moves bytes
+// and several uploads are checked in parallel; uncompressed ones, which need
+// one hash and the parser, right here.
 //
 // Why not on the main thread: besides the CPU it frees, every buffer a stream
 // stage allocates counts towards V8's old-generation limit, and a process
@@ -14,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { DecompressionError } from '../compression/decompress.ts';
 import type { Compression } from '../nix/compression.ts';
+import { NarVerifier } from '../nix/nar-decoder.ts';
 import { NarError } from '../nix/nar-parser.ts';
 import { encodeNix32 } from '../nix/nix32.ts';
 import type { CheckFailure, CheckReply, CheckRequest } from './nar-check-worker.ts';
@@ -23,7 +25,7 @@ const BATCH = 1024 * 1024;
 /** Batches one check may have in flight; bounds memory per upload (and lets hashing and decompression overlap). */
 const IN_FLIGHT = 4;
 /** Spare batch buffers kept for later checks. */
-const SPARE_BUFFERS = 8;
+const SPARE_BUFFERS = 4;
 
 export interface CheckedNar {
   /** nix32 sha256 of the bytes as uploaded. */
@@ -37,9 +39,57 @@ export interface CheckedNar {
 /**
  * The check of one uploaded NAR file: `push()` its bytes as they arrive,
  * then `finish()`. A malformed NAR rejects with `NarError`, bytes that do not
- * decompress with `DecompressionError`, as soon as the worker finds out.
+ * decompress with `DecompressionError`, as soon as the check finds out.
  */
-export class NarCheck {
+export interface NarCheck {
+  /** Takes the next bytes (copied or consumed: the caller may reuse `chunk`); resolves when there is room for more. */
+  push(chunk: Buffer): Promise<void>;
+  /** Resolves with the file's and the NAR's hashes and sizes once every byte is checked. */
+  finish(): Promise<CheckedNar>;
+  /** Stops the check (the upload failed or was refused); safe to call at any time, and twice. */
+  abandon(): void;
+}
+
+/**
+ * An uncompressed NAR is checked on the calling thread: it allocates nothing
+ * per chunk (the garbage that decompression makes is what the workers are
+ * for), it is its own FileHash (hashed once), and a worker's memory would be
+ * spent for one hash.
+ */
+class InlineCheck implements NarCheck {
+  readonly #verifier = new NarVerifier();
+  #fileSize = 0;
+  #closed = false;
+
+  async push(chunk: Buffer): Promise<void> {
+    if (this.#closed) throw new Error('NAR check used after it ended');
+    this.#fileSize += chunk.length;
+    this.#run(() => this.#verifier.push(chunk));
+  }
+
+  async finish(): Promise<CheckedNar> {
+    if (this.#closed) throw new Error('NAR check used after it ended');
+    const { narHash, narSize } = this.#run(() => this.#verifier.finish());
+    this.#closed = true;
+    return { fileHash: encodeNix32(narHash), fileSize: this.#fileSize, narHash, narSize };
+  }
+
+  abandon(): void {
+    this.#closed = true;
+  }
+
+  #run<T>(action: () => T): T {
+    try {
+      return action();
+    } catch (error) {
+      this.#closed = true;
+      throw error;
+    }
+  }
+}
+
+/** A compressed NAR, checked by a worker of the pool. */
+class WorkerCheck implements NarCheck {
   readonly #pool: NarCheckPool;
   readonly #slot: Slot;
   readonly #job: number;
@@ -60,7 +110,6 @@ export class NarCheck {
     this.#job = job;
   }
 
-  /** Takes the next bytes (copied: the caller may reuse `chunk`); resolves when there is room for more. */
   async push(chunk: Buffer): Promise<void> {
     this.#throwIfFailed();
     this.#fileSize += chunk.length;
@@ -73,7 +122,6 @@ export class NarCheck {
     }
   }
 
-  /** Resolves with the file's and the NAR's hashes and sizes once the worker has seen every byte. */
   async finish(): Promise<CheckedNar> {
     this.#throwIfFailed();
     if (this.#used > 0) await this.#send();
@@ -94,7 +142,6 @@ export class NarCheck {
     };
   }
 
-  /** Stops the check (the upload failed or was refused); safe to call at any time, and twice. */
   abandon(): void {
     if (this.#closed) return;
     this.#post({ kind: 'drop', job: this.#job });
@@ -176,7 +223,7 @@ function rebuild(failure: CheckFailure): Error {
 
 interface Slot {
   readonly worker: Worker;
-  readonly checks: Map<number, NarCheck>;
+  readonly checks: Map<number, WorkerCheck>;
 }
 
 const WORKER = new URL('./nar-check-worker.ts', import.meta.url);
@@ -208,13 +255,14 @@ export class NarCheckPool {
     return this.#slots.size;
   }
 
-  /** Starts checking a NAR file in the least busy worker. */
+  /** Starts checking a NAR file: in the least busy worker, or here when it is not compressed. */
   start(compression: Compression): NarCheck {
+    if (compression === 'none') return new InlineCheck();
     let slot: Slot | undefined;
     for (const candidate of this.#slots) if (!slot || candidate.checks.size < slot.checks.size) slot = candidate;
     if (!slot || (slot.checks.size > 0 && this.#slots.size < this.size)) slot = this.#spawn();
     const job = this.#nextJob++;
-    const check = new NarCheck(this, slot, job);
+    const check = new WorkerCheck(this, slot, job);
     slot.checks.set(job, check);
     clearTimeout(idleTimers.get(slot));
     slot.worker.ref();

@@ -86,6 +86,12 @@ test('FileHash, NarHash and NarSize are those of the bytes, however they arrive 
       assert.equal(checked.narSize, nar.length, `${name} ${sizes}: NarSize`);
     }
   }
+  // An uncompressed NAR needs no worker: it is its own FileHash, hashed once on this thread.
+  const inline = pool(t, 1);
+  const check = inline.start('none');
+  await feed(check, nar, [65536]);
+  assert.ok((await check.finish()).narHash.equals(sha256(nar)));
+  assert.equal(inline.threads, 0);
 });
 
 test('many checks at once on one worker keep their bytes apart', async (t) => {
@@ -166,8 +172,8 @@ test('bytes that are not valid compressed data fail with a DecompressionError', 
 test('abandoned checks, and checks whose pool closes, end without hurting the others', async (t) => {
   const nar = await bigNar(t);
   const checks = pool(t, 1);
-  const abandoned = checks.start('none');
-  await abandoned.push(nar.subarray(0, 3 * MiB));
+  const abandoned = checks.start('zstd');
+  await abandoned.push(COMPRESSORS.zstd!(nar).subarray(0, 3 * MiB));
   abandoned.abandon();
   abandoned.abandon();
   await assert.rejects(abandoned.push(nar.subarray(0, 10)), /ended/);
@@ -176,8 +182,8 @@ test('abandoned checks, and checks whose pool closes, end without hurting the ot
   assert.ok((await next.finish()).narHash.equals(sha256(nar)));
 
   const other = new NarCheckPool({ size: 1 });
-  const cut = other.start('none');
-  await cut.push(nar.subarray(0, 2 * MiB));
+  const cut = other.start('zstd');
+  await cut.push(COMPRESSORS.zstd!(nar).subarray(0, 2 * MiB));
   await other.close();
   await assert.rejects(cut.finish(), /checking the NAR failed: its worker thread died/);
   assert.equal(other.threads, 0);
@@ -191,9 +197,13 @@ test('a process that used the shared pool exits on its own when done', async (t)
   const script = `
     import { sharedNarCheckPool } from ${JSON.stringify(check)};
     import { encodeNar } from ${JSON.stringify(encoder)};
+    import { zstdCompressSync } from 'node:zlib';
+    const chunks = [];
+    for await (const chunk of encodeNar(${JSON.stringify(`${dir}/tree`)})) chunks.push(chunk);
+    const file = zstdCompressSync(Buffer.concat(chunks));
     const results = await Promise.all([1, 2, 3].map(async () => {
-      const check = sharedNarCheckPool().start('none');
-      for await (const chunk of encodeNar(${JSON.stringify(`${dir}/tree`)})) await check.push(chunk);
+      const check = sharedNarCheckPool().start('zstd');
+      await check.push(file);
       return (await check.finish()).fileHash;
     }));
     console.log(results.join(' '));
