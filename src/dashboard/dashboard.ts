@@ -88,11 +88,6 @@ export class Dashboard {
     this.#stats = new CacheStats(larder.index, larder.now);
   }
 
-  /** Whether the dashboard answers this path: `/` and `/ui/…`. */
-  static serves(segments: readonly string[]): boolean {
-    return (segments.length === 1 && segments[0] === '') || segments[0] === 'ui';
-  }
-
   async handle(req: IncomingMessage, res: ServerResponse, segments: readonly string[]): Promise<void> {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://dashboard');

@@ -8,7 +8,7 @@ import { IndexUnavailableError } from '../index/cache-index.ts';
 import type { Larder } from '../services/larder.ts';
 import { Rejection } from '../services/rejection.ts';
 import { StorageUnavailableError } from '../storage/blob-store.ts';
-import { Dashboard } from '../dashboard/dashboard.ts';
+import type { Dashboard } from '../dashboard/dashboard.ts';
 import { AdminApi, sendJson } from './admin-api.ts';
 import { readiness } from './health.ts';
 import { BinaryCacheProtocol, sendText } from './binary-cache.ts';
@@ -48,7 +48,9 @@ export interface LarderServerOptions {
 export function createLarderServer(larder: Larder, options: LarderServerOptions = {}): Server {
   const protocol = new BinaryCacheProtocol(larder);
   const api = new AdminApi(larder, (name) => protocol.forgetCache(name));
-  const dashboard = new Dashboard(larder);
+  // Loaded on its first page: a server only ever scraped and substituted from keeps its memory.
+  let dashboard: Promise<Dashboard> | undefined;
+  const openDashboard = () => (dashboard ??= import('../dashboard/dashboard.ts').then(({ Dashboard }) => new Dashboard(larder)));
   // Deletions here are seen at once here; on other processes, within the cache record's second.
   larder.onPathsDeleted((name) => protocol.forgetCache(name));
 
@@ -59,7 +61,7 @@ export function createLarderServer(larder: Larder, options: LarderServerOptions 
       return api.handle(req, res, segments.slice(2));
     }
     // The web dashboard: `/` and `/ui/…` (a reserved cache name).
-    if (Dashboard.serves(segments)) return dashboard.handle(req, res, segments);
+    if ((segments.length === 1 && segments[0] === '') || segments[0] === 'ui') return (await openDashboard()).handle(req, res, segments);
     if (segments.length === 1 && segments[0] === 'healthz') return sendText(res, 200, 'ok\n');
     if (segments.length === 1 && segments[0] === 'metrics' && options.metrics) return options.metrics(req, res);
     if (segments.length === 1 && segments[0] === 'readyz') {
