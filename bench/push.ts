@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchOptions, BenchOutcome } from './lib/benchmark.ts';
-import { buildClosure, deleteClosure, FULL_SHAPE, QUICK_SHAPE, type BuiltClosure } from './lib/closure.ts';
+import { benchNixEnv, buildClosure, deleteClosure, FULL_SHAPE, QUICK_SHAPE, type BuiltClosure } from './lib/closure.ts';
 import { LarderServer, larderBin } from './lib/larder-server.ts';
 import {
   machineBusySeconds,
@@ -77,14 +77,6 @@ interface Contender {
   run(repetition: number): Promise<RunFigures>;
 }
 
-const NIX_CONFIG = [
-  'experimental-features = nix-command flakes',
-  'build-users-group =',
-  'sandbox = false',
-  'substituters =',
-  'narinfo-cache-negative-ttl = 0',
-];
-
 async function narBytesIn(dir: string): Promise<{ files: number; bytes: number }> {
   const names = await readdir(dir).catch(() => [] as string[]);
   let bytes = 0;
@@ -119,12 +111,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
     log(`warning: the machine is busy (load average ${loadAtStart.join(' ')} on ${availableParallelism()} CPUs): wall times will be noisy; CPU times less so`);
   }
   const workDir = await mkdtemp(join(tmpdir(), 'larder-bench-push-'));
-  const nixEnv = (extra: readonly string[] = []): NodeJS.ProcessEnv => ({
-    ...process.env,
-    NIX_CONFIG: [...NIX_CONFIG, ...extra].join('\n'),
-    // A fresh narinfo disk cache every run: Nix remembers what it uploaded for 30 days.
-    XDG_CACHE_HOME: join(workDir, `xdg-${randomBytes(4).toString('hex')}`),
-  });
+  const nixEnv = benchNixEnv(workDir);
 
   let closure: BuiltClosure | undefined;
   let server: LarderServer | undefined;
@@ -135,7 +122,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
     log(`built ${built.paths.length} paths, ${round(built.narBytes / MiB, 1)} MiB of NARs in ${round(built.buildSeconds, 1)} s: ${built.top}`);
 
     const dataDir = join(workDir, 'server-data');
-    const live = await LarderServer.start(dataDir, { ...process.env, NIX_CONFIG: NIX_CONFIG.join('\n') });
+    const live = await LarderServer.start(dataDir, nixEnv());
     server = live;
     const serverRssBefore = statusField(live.pid, 'VmRSS');
     const peakResettable = resetPeak(live.pid);

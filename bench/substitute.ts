@@ -11,12 +11,11 @@
 // Goal, reported and not asserted: at most 1.1x nginx's time.
 
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchOptions, BenchOutcome } from './lib/benchmark.ts';
-import { buildClosure, deleteClosure, FULL_SHAPE, QUICK_SHAPE, run, type BuiltClosure } from './lib/closure.ts';
+import { benchNixEnv, buildClosure, deleteClosure, FULL_SHAPE, QUICK_SHAPE, run, type BuiltClosure } from './lib/closure.ts';
 import { Comparison, figureTable, roundOrder, withCpu } from './lib/compare.ts';
 import { larderBin } from './lib/larder-server.ts';
 import { measure, rssMethod, waitForQuiet } from './lib/measure.ts';
@@ -25,14 +24,6 @@ import { ACCESS_LOGS, CACHE, fetchBody, startPeers, type Peers } from './lib/pee
 
 const MiB = 1024 * 1024;
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-
-const NIX_CONFIG = [
-  'experimental-features = nix-command flakes',
-  'build-users-group =',
-  'sandbox = false',
-  'substituters =',
-  'narinfo-cache-negative-ttl = 0',
-];
 
 async function runSubstitute(options: BenchOptions): Promise<BenchOutcome> {
   const { log, quick } = options;
@@ -49,12 +40,7 @@ async function runSubstitute(options: BenchOptions): Promise<BenchOutcome> {
   const workDir = await mkdtemp(join(tmpdir(), 'larder-bench-substitute-'));
   // Where the fresh stores go: tmpfs if there is one, so that the client's disk is not what is measured.
   const storesDir = await mkdtemp(join(await isDirectory('/dev/shm') ? '/dev/shm' : workDir, 'larder-bench-stores-'));
-  const nixEnv = (extra: readonly string[] = []): NodeJS.ProcessEnv => ({
-    ...process.env,
-    NIX_CONFIG: [...NIX_CONFIG, ...extra].join('\n'),
-    // A fresh narinfo disk cache every run: Nix would otherwise remember what it fetched.
-    XDG_CACHE_HOME: join(workDir, `xdg-${randomBytes(4).toString('hex')}`),
-  });
+  const nixEnv = benchNixEnv(workDir);
 
   let closure: BuiltClosure | undefined;
   let peers: Peers | undefined;

@@ -197,6 +197,27 @@ export function closureExpression(plan: readonly PlannedPath[], nonce: string, c
   return `rec {\n${bindings.join('\n')}\n}\n`;
 }
 
+/** The private Nix these benchmarks drive: root single-user, no sandbox, no substituters of its own. */
+const NIX_CONFIG = [
+  'experimental-features = nix-command flakes',
+  'build-users-group =',
+  'sandbox = false',
+  'substituters =',
+  'narinfo-cache-negative-ttl = 0',
+];
+
+/**
+ * Environments for that Nix, `extra` lines added to its configuration. Each gets a fresh narinfo
+ * disk cache under `workDir`: Nix otherwise remembers for 30 days what it uploaded or fetched.
+ */
+export function benchNixEnv(workDir: string): (extra?: readonly string[]) => NodeJS.ProcessEnv {
+  return (extra = []) => ({
+    ...process.env,
+    NIX_CONFIG: [...NIX_CONFIG, ...extra].join('\n'),
+    XDG_CACHE_HOME: join(workDir, `xdg-${randomBytes(4).toString('hex')}`),
+  });
+}
+
 export function run(command: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(command, args, { env, maxBuffer: 256 * MiB, encoding: 'utf8' }, (error, stdout, stderr) => {
