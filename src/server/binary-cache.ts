@@ -47,6 +47,12 @@ export function parseResource(rest: string): Resource | undefined {
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/** A NAR a mirroring cache may fetch from its upstream when it is not stored. */
+interface MirroredFile {
+  readonly cache: string;
+  readonly fileName: string;
+}
+
 export class BinaryCacheProtocol {
   private readonly larder: Larder;
   /** Cache settings change rarely; a second of staleness across replicas is fine. */
@@ -121,7 +127,7 @@ export class BinaryCacheProtocol {
         return sendText(res, 200, narinfo, 'text/x-nix-narinfo');
       }
       case 'nar': {
-        const mirror = cache.mirror ? resource.fileName : undefined;
+        const mirror = cache.mirror ? { cache: cache.name, fileName: resource.fileName } : undefined;
         const fileHash = /^([0-9a-z]{52})\.nar/.exec(resource.fileName)?.[1];
         // Noted once the whole NAR has gone out: before the connection can close, so that a
         // shutdown (which waits for connections, then writes the notes) never misses it.
@@ -131,7 +137,7 @@ export class BinaryCacheProtocol {
             else if (res.statusCode === 206) this.larder.accesses.nar(cache.name, fileHash);
           });
         }
-        const sent = await this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar', cache.name, mirror);
+        const sent = await this.sendBlob(req, res, `${cache.name}/nar/${resource.fileName}`, 'application/x-nix-nar', mirror);
         if (fileHash && req.method === 'GET' && mirror && sent === 'stored') void this.countSaved(cache.name, fileHash, res);
         return;
       }
@@ -153,22 +159,17 @@ export class BinaryCacheProtocol {
     res: ServerResponse,
     key: string,
     contentType: string,
-    cacheName?: string,
-    mirrorFile?: string,
+    mirror?: MirroredFile,
   ): Promise<'stored' | 'mirrored'> {
     const headers: Record<string, string | number> = { 'Content-Type': contentType, 'Accept-Ranges': 'bytes' };
     const notFound = () => new HttpError(404, `${key} not found`);
     const mirrored = async (): Promise<'stored' | 'mirrored'> => {
-      if (cacheName === undefined || mirrorFile === undefined) throw notFound();
-      return this.sendMirrored(req, res, key, contentType, cacheName, mirrorFile);
+      if (!mirror) throw notFound();
+      return this.sendMirrored(req, res, key, contentType, mirror);
     };
     if (req.method !== 'HEAD' && req.headers.range === undefined) {
       // The common download: one open tells the size, no separate stat.
-      const blob = await this.larder.store.open(key);
-      if (!blob) return mirrored();
-      res.writeHead(200, { ...headers, 'Content-Length': blob.size });
-      await pipeline(blob.stream, res);
-      return 'stored';
+      return (await this.sendWhole(res, key, headers)) ? 'stored' : mirrored();
     }
     const size = await this.larder.store.stat(key);
     if (size === undefined) return mirrored();
@@ -192,32 +193,37 @@ export class BinaryCacheProtocol {
     return 'stored';
   }
 
+  /** A whole stored file with a 200; false when it is not there. */
+  private async sendWhole(res: ServerResponse, key: string, headers: Record<string, string | number>): Promise<boolean> {
+    const blob = await this.larder.store.open(key);
+    if (!blob) return false;
+    res.writeHead(200, { ...headers, 'Content-Length': blob.size });
+    await pipeline(blob.stream, res);
+    return true;
+  }
+
   /** A NAR of a mirroring cache that is not stored: from the upstream, or stored meanwhile. */
   private async sendMirrored(
     req: IncomingMessage,
     res: ServerResponse,
     key: string,
     contentType: string,
-    cacheName: string,
-    fileName: string,
+    { cache, fileName }: MirroredFile,
   ): Promise<'stored' | 'mirrored'> {
     const notFound = () => new HttpError(404, `${key} not found`);
     const { mirror } = this.larder;
     try {
       if (req.method === 'HEAD') {
-        const size = await mirror.narSize(cacheName, fileName);
-        if (size === undefined) throw notFound();
-        res.writeHead(200, { 'Content-Type': contentType, ...(size >= 0 && { 'Content-Length': size }) }).end();
+        const known = await mirror.narSize(cache, fileName);
+        if (!known) throw notFound();
+        res.writeHead(200, { 'Content-Type': contentType, ...(known.size !== undefined && { 'Content-Length': known.size }) }).end();
         return 'mirrored';
       }
-      const nar = await mirror.fetchNar(cacheName, fileName);
+      const nar = await mirror.fetchNar(cache, fileName);
       if (!nar) throw notFound();
       if (nar.kind === 'stored') {
         // Fetched by another request or replica meanwhile: the verified copy, whole (a Range is ignored).
-        const blob = await this.larder.store.open(key);
-        if (!blob) throw notFound();
-        res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': blob.size });
-        await pipeline(blob.stream, res);
+        if (!(await this.sendWhole(res, key, { 'Content-Type': contentType }))) throw notFound();
         return 'stored';
       }
       // No Accept-Ranges: what is still arriving cannot be served in parts.

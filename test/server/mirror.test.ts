@@ -118,6 +118,11 @@ for (const backend of backends) {
     const narinfo = await ok(await get(a, `${hashPartOf(big!.out)}.narinfo`));
     const url = /^URL: (\S+)$/m.exec(narinfo)![1]!;
     const fileHash = /^FileHash: sha256:(\S+)$/m.exec(narinfo)![1]!;
+    // HEAD tells the size from the narinfo without fetching anything.
+    const head = await get(a, url, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get('content-length'), /^FileSize: (\d+)$/m.exec(narinfo)![1]);
+    assert.equal(gate.count(/\/nar\//), 0);
     gate.narChunkDelayMs = 2; // about 8 MB/s: the download lasts while the second client comes
     const download = async (server: RunningLarder) => {
       const res = await get(server, url);

@@ -119,10 +119,10 @@ export class Mirror {
     return asking;
   }
 
-  /** The size of a NAR the cache knows upstream, for HEAD; undefined when it knows none. */
-  async narSize(cache: string, fileName: string): Promise<number | undefined> {
+  /** A NAR the cache knows upstream, with its size if the narinfo gives one (for HEAD); undefined when it knows none. */
+  async narSize(cache: string, fileName: string): Promise<{ readonly size: number | undefined } | undefined> {
     const [entry] = await this.#ctx.index.mirroredNarInfosByFile(cache, fileName);
-    return entry && (parseNarInfo(entry.narinfo, this.#ctx.storeDir).fileSize ?? -1);
+    return entry && { size: parseNarInfo(entry.narinfo, this.#ctx.storeDir).fileSize };
   }
 
   /** A NAR the cache lacks: fetched (or being fetched) from its upstream; undefined when none is known. */
