@@ -132,10 +132,9 @@ async function main(): Promise<void> {
 }
 
 async function capture(url: string, adminToken: string, cacheAdmin: string, pushed: Map<string, PushedPath>): Promise<void> {
-  const profile = await mkdtemp(join(tmpdir(), 'larder-chromium-'));
-  const context = await launchChromium(profile);
+  const { browser, context } = await launchChromium();
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
+    const page = await context.newPage();
     const shot = async (name: string, fullPage = true) => {
       await page.screenshot({ path: join(outDir, `${name}.png`), fullPage });
       process.stdout.write(`  ${name}.png\n`);
@@ -171,8 +170,7 @@ async function capture(url: string, adminToken: string, cacheAdmin: string, push
     await page.waitForSelector('#new-token-value');
     await shot('token-created');
   } finally {
-    await context.close();
-    await rm(profile, { recursive: true, force: true });
+    await browser.close();
   }
 }
 
