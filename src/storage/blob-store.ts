@@ -13,7 +13,13 @@ export interface BlobRange {
 export interface OpenBlob {
   /** The whole blob's size, whatever the range. */
   readonly size: number;
+  /** The bytes (of the range); use this or sendTo, not both. */
   readonly stream: Readable;
+  /**
+   * Where a store has a cheaper way than `stream` to copy the bytes into a writable (an HTTP
+   * response), it offers it: writes them, ends the destination, and releases the blob.
+   */
+  sendTo?(destination: Writable): Promise<void>;
 }
 
 export interface BlobWriter {

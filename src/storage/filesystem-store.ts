@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, opendir, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { DestinationClosedError, sendFile } from './file-sender.ts';
 import { checkKey, StorageUnavailableError, type BlobEntry, type BlobRange, type BlobStore, type BlobWriter, type OpenBlob } from './blob-store.ts';
 
 const TEMP_DIR = '.tmp';
@@ -95,18 +96,35 @@ export class FilesystemStore implements BlobStore {
       if (isMissing(error)) return this.absent('open', key);
       throw unavailable('open', key, error);
     }
+    let size: number;
     try {
-      const { size } = await handle.stat();
-      const stream = createReadStream('', {
-        fd: handle,
-        highWaterMark: 256 * 1024,
-        ...(range && { start: range.start, end: range.end }),
-      });
-      return { size, stream };
+      ({ size } = await handle.stat());
     } catch (error) {
       await handle.close();
       throw unavailable('read', key, error);
     }
+    const opened = handle;
+    const start = range?.start ?? 0;
+    const end = range ? range.end + 1 : size;
+    let stream: Readable | undefined;
+    return {
+      size,
+      // Made only when asked for: a download sent with sendTo never needs it.
+      get stream() {
+        stream ??= createReadStream('', { fd: opened, highWaterMark: 256 * 1024, ...(range && { start: range.start, end: range.end }) });
+        return stream;
+      },
+      sendTo: async (destination) => {
+        try {
+          await sendFile(opened, start, end, destination);
+        } catch (error) {
+          if (error instanceof DestinationClosedError) throw error;
+          throw unavailable('read', key, error);
+        } finally {
+          await opened.close().catch(() => {});
+        }
+      },
+    };
   }
 
   async put(key: string, data: string | Uint8Array): Promise<void> {
