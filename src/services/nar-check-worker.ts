@@ -11,6 +11,7 @@ import { createDecompressor } from '../compression/decompress.ts';
 import type { Compression } from '../nix/compression.ts';
 import { NarVerifier } from '../nix/nar-decoder.ts';
 import { NarError } from '../nix/nar-parser.ts';
+import { noteShortLivedBytes } from './garbage-pacer.ts';
 
 /** What the pool asks of a worker. */
 export type CheckRequest =
@@ -64,6 +65,8 @@ class Check {
     const decompressor = createDecompressor(compression);
     decompressor.on('data', (chunk: Buffer) => {
       if (!this.#over) this.#guard(() => this.#verifier.push(chunk));
+      // A fresh 1 MiB buffer, dead once hashed and parsed.
+      noteShortLivedBytes(chunk.length);
     });
     decompressor.once('end', () => this.#finish());
     decompressor.once('error', (error: Error) => this.#fail({ kind: 'compression', message: error.message }));

@@ -21,6 +21,7 @@ import { parseSecretKey } from '../nix/signing-key.ts';
 import { storePathBase, type StorePath } from '../nix/store-path.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { narInfoKey, narKey, narUrl } from '../storage/layout.ts';
+import { noteShortLivedBytes } from './garbage-pacer.ts';
 import { sharedNarCheckPool } from './nar-check.ts';
 import { Rejection } from './rejection.ts';
 import type { Telemetry, UploadRejectionReason } from './telemetry.ts';
@@ -126,6 +127,8 @@ export async function receiveNar(
       }
       if (!writer.stream.write(chunk)) await once(writer.stream, 'drain');
       await check.push(chunk);
+      // Each socket read is a fresh buffer, dead once written and checked.
+      noteShortLivedBytes(chunk.length);
     }
     const { fileHash: actual, narHash, narSize } = await check.finish();
     if (actual !== fileHash) {
