@@ -42,19 +42,26 @@ export function registerServe(program: Command): void {
 }
 
 
-const HEAP_FLAG = '--max-semi-space-size';
-
 /**
- * A server streams gigabytes through short-lived buffers; V8's default young
+ * A server streams gigabytes through short-lived buffers. V8's default young
  * generation (up to 3 × 16 MiB) then holds tens of MiB of garbage between
- * scavenges. A 2 MiB semi-space keeps a busy server's memory flat for a few
- * per cent of CPU. The flag only works at start-up, so the process replaces
- * itself (same pid) once with it, unless the user chose a value already.
+ * scavenges: a 2 MiB semi-space keeps a busy server's memory flat for a few
+ * per cent of CPU. And buffers outside the heap pile up to ~64 MiB per thread
+ * before V8 collects them: with `gc` exposed, intake paces collections itself
+ * (services/garbage-pacer.ts). Both flags work only at start-up, so the process
+ * replaces itself (same pid) once with those the user has not set already.
  */
+const START_FLAGS: ReadonlyArray<{ readonly name: string; readonly flag: string }> = [
+  { name: '--max-semi-space-size', flag: '--max-semi-space-size=2' },
+  { name: '--expose-gc', flag: '--expose-gc' },
+];
+
 function tuneHeapForStreaming(): void {
-  const chosen = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((arg) => arg.includes(HEAP_FLAG));
-  if (chosen || cluster.isWorker || typeof process.execve !== 'function') return;
-  process.execve(process.execPath, [process.execPath, `${HEAP_FLAG}=2`, ...process.execArgv, ...process.argv.slice(1)], process.env);
+  if (cluster.isWorker || typeof process.execve !== 'function') return;
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
+  const missing = START_FLAGS.filter(({ name }) => !given.some((arg) => arg.includes(name) || arg.includes(name.replaceAll('-', '_'))));
+  if (missing.length === 0) return;
+  process.execve(process.execPath, [process.execPath, ...missing.map((m) => m.flag), ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
 
 /** Access times are written this often (and at shutdown). */

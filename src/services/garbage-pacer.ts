@@ -8,28 +8,15 @@
 // 1 GiB of zstd decompressed in a worker, peak RSS 145 -> 93 MiB and CPU
 // 2.6 -> 2.3 s; a 1 GiB upload to S3, server peak 193-207 -> 160-166 MiB.
 
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
 type Collect = (options: { type: 'minor' | 'major' }) => void;
 
-let collect: Collect | undefined;
-
 /**
- * This thread's `gc`, without starting node with --expose-gc: the flag, set now,
- * applies to contexts created after it (and to worker threads started after it),
- * and the function collects the whole isolate, not only that context.
+ * `gc`, present when node runs with --expose-gc, which `larder serve` adds when it
+ * re-execs itself at start-up (the flag then holds for every thread). Elsewhere
+ * (tests, the CLI) V8 collects on its own schedule. Never set at run time with
+ * v8.setFlagsFromString: flags changed while worker threads run are a data race.
  */
-function collector(): Collect | undefined {
-  if (collect) return collect;
-  try {
-    setFlagsFromString('--expose-gc');
-    collect = runInNewContext('gc') as Collect;
-  } catch {
-    // Not offered by this runtime: V8 collects on its own schedule.
-  }
-  return collect;
-}
+const collect = (globalThis as { gc?: Collect }).gc;
 
 const MiB = 1024 * 1024;
 const MINOR_EVERY = 8 * MiB;
@@ -46,5 +33,5 @@ export function noteShortLivedBytes(bytes: number): void {
   if (since < MINOR_EVERY) return;
   since = 0;
   minors = (minors + 1) % MAJOR_EVERY;
-  collector()?.({ type: minors === 0 ? 'major' : 'minor' });
+  collect?.({ type: minors === 0 ? 'major' : 'minor' });
 }
