@@ -52,7 +52,14 @@ export interface EndpointOptions {
   readonly attempts: number;
   /** First backoff delay; doubled at each attempt. */
   readonly backoffMs: number;
+  /**
+   * A request whose connection moves no byte either way for this long is dropped and retried
+   * (a server or proxy that stopped reading must not hold a push forever). Default 120 s.
+   */
+  readonly stallTimeoutMs?: number;
 }
+
+const STALL_TIMEOUT_MS = 120_000;
 
 interface Answer {
   readonly status: number;
@@ -92,6 +99,8 @@ export class CacheEndpoint {
         res.on('error', (error) => reject(new TransientFailure(`${method} ${url}: ${error.message}`)));
       });
       req.on('error', (error) => reject(new TransientFailure(`${method} ${url}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
+      const stallMs = this.options.stallTimeoutMs ?? STALL_TIMEOUT_MS;
+      req.setTimeout(stallMs, () => req.destroy(new Error(`no progress for ${stallMs / 1000} s`)));
       if (!body) return void req.end();
       const stream = body.open();
       stream.on('error', (error) => req.destroy(error));
