@@ -47,7 +47,24 @@ export function generateSecretKey(name: string): SecretKey {
   return secretKeyFromSeed(name, randomBytes(KEY_BYTES));
 }
 
+/**
+ * Parsed keys by their text: the server signs every upload with keys it reads from the index,
+ * and deriving the key objects cost more than the signature. A server holds a handful of keys.
+ */
+const parsedSecretKeys = new Map<string, SecretKey>();
+const PARSED_KEYS_KEPT = 64;
+
 export function parseSecretKey(text: string): SecretKey {
+  let key = parsedSecretKeys.get(text);
+  if (!key) {
+    key = parseSecretKeyText(text);
+    if (parsedSecretKeys.size >= PARSED_KEYS_KEPT) parsedSecretKeys.clear();
+    parsedSecretKeys.set(text, key);
+  }
+  return key;
+}
+
+function parseSecretKeyText(text: string): SecretKey {
   const { name, bytes } = splitNamedValue(text.trim(), 'secret key');
   if (bytes.length !== 2 * KEY_BYTES) {
     throw new Error(`secret key '${name}' holds ${bytes.length} bytes; expected ${2 * KEY_BYTES} (seed and public key)`);
