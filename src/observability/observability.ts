@@ -14,7 +14,7 @@ import { metricsEndpoint, type MetricsHandler } from './metrics-endpoint.ts';
 import { clusterMetrics, localMetrics, serveClusterMetrics, type MetricsSource } from './metrics-source.ts';
 import { LarderMetrics } from './metrics.ts';
 import { PrometheusTelemetry } from './prometheus-telemetry.ts';
-import { countRequest, logRequest, onEveryRequest } from './request-observer.ts';
+import { logRequest, onEveryRequest, RequestCounter } from './request-observer.ts';
 
 /** `alone`: the only serving process; `worker`: one of --workers N, whose primary sums the metrics. */
 export type ServingRole = 'alone' | 'worker';
@@ -44,8 +44,9 @@ export class Observability {
 
   /** Counts and logs every request `server` answers. */
   observe(server: Server): void {
+    const counter = new RequestCounter(this.metrics);
     onEveryRequest(server, (observed) => {
-      countRequest(this.metrics, observed);
+      counter.count(observed);
       logRequest(this.logger, observed);
     });
   }

@@ -86,21 +86,61 @@ function answeredInFull(res: ServerResponse, bytesSent: number): boolean {
   return length !== undefined && bytesSent >= Buffer.byteLength(head as string, 'latin1') + Number(length);
 }
 
-/** Counts an observed request in the HTTP metrics. */
-export function countRequest(metrics: LarderMetrics, observed: ObservedRequest): void {
-  const method = methodLabel(observed.method);
-  const { route } = observed;
-  const cache = observed.cache ?? '';
-  const status = observed.status === undefined ? 'aborted' : String(observed.status);
-  metrics.requests.inc({ method, route, cache, status });
-  metrics.requestDuration.observe({ method, route, cache }, observed.durationMs / 1000);
-  if (observed.bytesSent > 0) metrics.sentBytes.inc({ route, cache }, observed.bytesSent);
-  if (observed.bytesReceived > 0) metrics.receivedBytes.inc({ route, cache }, observed.bytesReceived);
-  if (!observed.completed) metrics.abortedRequests.inc({ route, cache });
-  if (route === 'narinfo' && observed.cache && (method === 'GET' || method === 'HEAD')) {
-    if (observed.status === 200) metrics.narinfoLookups.inc({ cache, result: 'hit' });
-    else if (observed.status === 404) metrics.narinfoLookups.inc({ cache, result: 'miss' });
+/**
+ * Counts observed requests in the HTTP metrics. A metric with labels hashes them
+ * on every update; the few combinations a server meets are kept as prom-client's
+ * children, bound once (the hottest route pays a map lookup instead).
+ */
+export class RequestCounter {
+  readonly #metrics: LarderMetrics;
+  readonly #series = new Map<string, Series>();
+
+  constructor(metrics: LarderMetrics) {
+    this.#metrics = metrics;
   }
+
+  count(observed: ObservedRequest): void {
+    const method = methodLabel(observed.method);
+    const status = observed.status === undefined ? 'aborted' : String(observed.status);
+    const series = this.#seriesOf(method, observed.route, observed.cache ?? '', status);
+    series.requests.inc();
+    series.duration.observe(observed.durationMs / 1000);
+    if (observed.bytesSent > 0) series.sent.inc(observed.bytesSent);
+    if (observed.bytesReceived > 0) series.received.inc(observed.bytesReceived);
+    if (!observed.completed) series.aborted.inc();
+    series.lookup?.inc();
+  }
+
+  #seriesOf(method: string, route: Route, cache: string, status: string): Series {
+    const key = `${method} ${route} ${status} ${cache}`;
+    let series = this.#series.get(key);
+    if (!series) {
+      const m = this.#metrics;
+      const lookup =
+        route === 'narinfo' && cache !== '' && (method === 'GET' || method === 'HEAD') && (status === '200' || status === '404')
+          ? m.narinfoLookups.labels({ cache, result: status === '200' ? 'hit' : 'miss' })
+          : undefined;
+      series = {
+        requests: m.requests.labels({ method, route, cache, status }),
+        duration: m.requestDuration.labels({ method, route, cache }),
+        sent: m.sentBytes.labels({ route, cache }),
+        received: m.receivedBytes.labels({ route, cache }),
+        aborted: m.abortedRequests.labels({ route, cache }),
+        ...(lookup && { lookup }),
+      };
+      this.#series.set(key, series);
+    }
+    return series;
+  }
+}
+
+interface Series {
+  readonly requests: { inc(value?: number): void };
+  readonly duration: { observe(value: number): void };
+  readonly sent: { inc(value?: number): void };
+  readonly received: { inc(value?: number): void };
+  readonly aborted: { inc(value?: number): void };
+  readonly lookup?: { inc(value?: number): void };
 }
 
 /** Writes an observed request's log line: info, warn for a 5xx or an answer cut short. */
