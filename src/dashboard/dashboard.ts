@@ -10,7 +10,7 @@ import { IndexUnavailableError, type CacheRecord, type KeyRecord, type PathSumma
 import { parseNarInfo, type NarInfo } from '../nix/narinfo.ts';
 import { isHashPart } from '../nix/store-path.ts';
 import { retireKey, rotateKey, trustedPublicKeys } from '../services/cache-admin.ts';
-import { runGc } from '../services/gc.ts';
+import { runGc, type GcReport } from '../services/gc.ts';
 import type { Larder } from '../services/larder.ts';
 import { Rejection } from '../services/rejection.ts';
 import { grants, isPermission, isServerAdmin } from '../services/tokens.ts';
@@ -77,10 +77,19 @@ interface Visit {
   readonly started: number;
 }
 
+/** How long a GC dry run serves later visits of the preview page. */
+const GC_PREVIEW_REUSE_MS = 60_000;
+
 export class Dashboard {
   readonly #larder: Larder;
   readonly #stats: CacheStats;
   readonly #now: () => number;
+  /**
+   * Each cache's last GC dry run: planning reads the whole graph (seconds at 100,000 paths), so
+   * visits within a minute share one plan (the page says when it was made), and a plan under way
+   * is waited for rather than started again.
+   */
+  readonly #gcPreviews = new Map<string, { readonly at: number; readonly report: Promise<GcReport> }>();
 
   constructor(larder: Larder) {
     this.#larder = larder;
@@ -369,8 +378,19 @@ export class Dashboard {
 
   async #gcPage(visit: Visit, name: string): Promise<void> {
     const cache = await this.#adminCache(visit, name);
-    const report = await runGc(this.#larder, name, { dryRun: true });
+    const report = await this.#gcPreview(name, visit.url.searchParams.has('fresh'));
     sendPage(visit, 200, renderGcPreview({ viewer: visit.viewer, now: this.#now(), cache, report }));
+  }
+
+  /** The cache's GC dry run: the last one while under a minute old, unless `fresh` asks for a new one. */
+  #gcPreview(name: string, fresh: boolean): Promise<GcReport> {
+    const now = Date.now();
+    const known = this.#gcPreviews.get(name);
+    if (known && now - known.at < GC_PREVIEW_REUSE_MS && !fresh) return known.report;
+    const report = runGc(this.#larder, name, { dryRun: true });
+    this.#gcPreviews.set(name, { at: now, report });
+    report.catch(() => this.#gcPreviews.delete(name));
+    return report;
   }
 
   async #tokensPage(

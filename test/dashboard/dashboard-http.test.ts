@@ -359,6 +359,15 @@ test('the dashboard over HTTP', async (t) => {
     assert.match(page.body, /<b>0<\/b><span>would be freed/, 'no retention policy: nothing goes');
     // Nothing was deleted by looking.
     assert.equal((await fetch(`${server.cacheUrl}/${path('app-1.0').hashPart}.narinfo`, { headers: { Authorization: `Bearer ${readMain}` } })).status, 200);
+    // Visits within a minute share that plan; "plan again" makes a new one.
+    const second = await api(server, '/api/v1/caches/main/pins/staging', { method: 'PUT', body: JSON.stringify({ storePath: path('app-1.0').storePath }) });
+    assert.equal(second.status, 200);
+    const shared = await visitor.get('/ui/caches/main/gc');
+    assert.ok(!shared.body.includes('<td><b>staging</b></td>'), 'the plan made before the pin');
+    assert.match(shared.body, /href="\/ui\/caches\/main\/gc\?fresh=1">plan again<\/a>/);
+    const fresh = await visitor.get('/ui/caches/main/gc?fresh=1');
+    assert.ok(fresh.body.includes('<td><b>staging</b></td>'), 'a new plan sees the new pin');
+    assert.equal((await api(server, '/api/v1/caches/main/pins/staging', { method: 'DELETE' })).status, 200);
   });
 
   await t.test('server admin: every token, and server-admin tokens made from the dashboard', async () => {

@@ -36,7 +36,7 @@ export function renderGcPreview(view: GcView): string {
   ];
   const body = html`${cacheHeading(cache)}
 ${cacheTabs(cache.name, 'gc', true)}
-<p class="muted">A dry run planned ${formatTime(report.startedAt)} in ${formatCount(report.timings.totalMs)} ms; nothing was deleted. Policy: ${policy.join('; ')}.</p>
+<p class="muted">A dry run planned ${formatTime(report.startedAt)} in ${formatCount(report.timings.totalMs)} ms (visits within a minute share it: <a href="/ui/caches/${cache.name}/gc?fresh=1">plan again</a>); nothing was deleted. Policy: ${policy.join('; ')}.</p>
 <ul class="stats">
 <li><b>${formatCount(report.paths)}</b><span>paths now (${formatBytes(report.bytes)})</span></li>
 <li><b>${formatCount(freed.paths)}</b><span>would be freed (${formatBytes(freed.bytes)})</span></li>
