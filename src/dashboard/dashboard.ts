@@ -384,7 +384,7 @@ export class Dashboard {
 
   /** The cache's GC dry run: the last one while under a minute old, unless `fresh` asks for a new one. */
   #gcPreview(name: string, fresh: boolean): Promise<GcReport> {
-    const now = Date.now();
+    const now = this.#now();
     const known = this.#gcPreviews.get(name);
     if (known && now - known.at < GC_PREVIEW_REUSE_MS && !fresh) return known.report;
     const report = runGc(this.#larder, name, { dryRun: true });
