@@ -58,8 +58,9 @@ const START_FLAGS: ReadonlyArray<{ readonly name: string; readonly flag: string 
 
 function tuneHeapForStreaming(): void {
   if (cluster.isWorker || typeof process.execve !== 'function') return;
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''];
-  const missing = START_FLAGS.filter(({ name }) => !given.some((arg) => arg.includes(name) || arg.includes(name.replaceAll('-', '_'))));
+  // V8 takes its flags with - or _ between words (--expose_gc): compared with dashes.
+  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].map((arg) => arg.replaceAll('_', '-'));
+  const missing = START_FLAGS.filter(({ name }) => !given.some((arg) => arg.includes(name)));
   if (missing.length === 0) return;
   process.execve(process.execPath, [process.execPath, ...missing.map((m) => m.flag), ...process.execArgv, ...process.argv.slice(1)], process.env);
 }
