@@ -18,6 +18,7 @@ import type { Compression } from '../nix/compression.ts';
 import { NarVerifier } from '../nix/nar-decoder.ts';
 import { NarError } from '../nix/nar-parser.ts';
 import { encodeNix32 } from '../nix/nix32.ts';
+import { BufferPool } from '../storage/buffer-pool.ts';
 import type { CheckFailure, CheckReply, CheckRequest } from './nar-check-worker.ts';
 
 /** Bytes per batch sent to a worker. */
@@ -240,7 +241,7 @@ export class NarCheckPool {
   readonly size: number;
   readonly #idleMs: number;
   readonly #slots = new Set<Slot>();
-  readonly #spare: Buffer[] = [];
+  readonly #batches = new BufferPool(BATCH, SPARE_BUFFERS);
   #nextJob = 1;
 
   constructor(options: NarCheckPoolOptions = {}) {
@@ -280,12 +281,12 @@ export class NarCheckPool {
 
   /** @internal a batch buffer: a spare one, or a new one with an ArrayBuffer of its own (to transfer) */
   buffer(): Buffer {
-    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+    return this.#batches.take();
   }
 
   /** @internal */
   recycle(buffer: Buffer): void {
-    if (this.#spare.length < SPARE_BUFFERS && buffer.buffer.byteLength === BATCH) this.#spare.push(buffer);
+    this.#batches.give(buffer);
   }
 
   /** @internal a check is over: its worker may go idle */

@@ -1,6 +1,6 @@
 // Copies part of an open file into a writable (an HTTP response) through two
-// reused buffers: one being read from disk while the other is being written to
-// the socket. A read stream allocates a fresh buffer per read, which at NAR
+// pooled buffers at a time: one being read from disk while the other is being
+// written to the socket. A read stream allocates a fresh buffer per read, which at NAR
 // download rates is most of the server's CPU (allocation and GC) and memory.
 // A buffer goes back to the pool only once its write has called back, that is
 // once the socket no longer needs its bytes.
@@ -8,19 +8,10 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { BufferPool } from './buffer-pool.ts';
 
-const CHUNK = 256 * 1024;
-/** Buffers kept for the next downloads; more are allocated when more run at once, and dropped after. */
-const POOL_LIMIT = 32;
-const pool: Buffer[] = [];
-
-function takeBuffer(): Buffer {
-  return pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
-}
-
-function returnBuffer(buffer: Buffer): void {
-  if (pool.length < POOL_LIMIT) pool.push(buffer);
-}
+/** 256 KiB chunks; up to 32 buffers kept for the next downloads (more are made when more run at once). */
+const buffers = new BufferPool(256 * 1024, 32);
 
 /** The destination went away (the client disconnected) before every byte was written. */
 export class DestinationClosedError extends Error {
@@ -45,12 +36,12 @@ export async function sendFile(handle: FileHandle, start: number, end: number, d
   let writing: Promise<void> | undefined;
   try {
     while (position < end) {
-      const buffer = takeBuffer();
-      const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK, end - position), position);
+      const buffer = buffers.take();
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffers.size, end - position), position);
       if (bytesRead === 0) throw new Error(`the file ended at byte ${position} of ${end}`);
       position += bytesRead;
       await writing;
-      writing = write(destination, buffer.subarray(0, bytesRead)).then(() => returnBuffer(buffer));
+      writing = write(destination, buffer.subarray(0, bytesRead)).then(() => buffers.give(buffer));
       // Handled here and awaited after the next read: a client leaving meanwhile is no unhandled rejection.
       writing.catch(() => {});
     }
