@@ -4,10 +4,13 @@
 // system's `bzip2` program, since pure-JS decoders are slow and memory-hungry.
 
 import { spawn } from 'node:child_process';
-import { Duplex, PassThrough, Readable } from 'node:stream';
+import { Duplex, PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createBrotliDecompress, createGunzip, createZstdDecompress } from 'node:zlib';
 import type { Compression } from '../nix/compression.ts';
+import { ZstdFrameSplitter } from './zstd-frames.ts';
+
+export { DecompressionError } from './decompression-error.ts';
 
 /**
  * zlib's default 16 KiB output chunks cost twice the CPU of 1 MiB ones, in the
@@ -16,21 +19,13 @@ import type { Compression } from '../nix/compression.ts';
  */
 const CHUNK = 1024 * 1024;
 
-/** The bytes are not valid data of their compression (corrupt, truncated, or another format). */
-export class DecompressionError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DecompressionError';
-  }
-}
-
 /** A transform from compressed to plain bytes; 'none' passes bytes through. */
 export function createDecompressor(compression: Compression): Duplex {
   switch (compression) {
     case 'none':
       return new PassThrough();
     case 'zstd':
-      return createZstdDecompress({ chunkSize: CHUNK });
+      return new ZstdDecompressor();
     case 'gzip':
       return createGunzip({ chunkSize: CHUNK });
     case 'br':
@@ -39,6 +34,53 @@ export function createDecompressor(compression: Compression): Duplex {
       return xzDecompressor();
     case 'bzip2':
       return bzip2Decompressor();
+  }
+}
+
+/**
+ * zstd, every frame of it: node:zlib's decoder, given each frame's bytes in
+ * writes of their own (see zstd-frames.ts). A write's callback comes once the
+ * decoder is done with all of its bytes, as with node:zlib's own streams.
+ */
+class ZstdDecompressor extends Transform {
+  readonly #frames = new ZstdFrameSplitter();
+  readonly #decoder = createZstdDecompress({ chunkSize: CHUNK });
+
+  constructor() {
+    super();
+    this.#decoder.on('data', (chunk: Buffer) => this.push(chunk));
+    this.#decoder.on('error', (error) => this.destroy(error));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    let pieces: Buffer[];
+    try {
+      pieces = this.#frames.split(chunk);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    const write = (index: number): void => {
+      if (index === pieces.length) return done();
+      this.#decoder.write(pieces[index], (error) => (error ? done(error) : write(index + 1)));
+    };
+    write(0);
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.#frames.finish();
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    this.#decoder.once('end', () => done());
+    this.#decoder.end();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.#decoder.destroy();
+    done(error);
   }
 }
 

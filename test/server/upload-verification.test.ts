@@ -119,6 +119,26 @@ test('upload verification', async (t) => {
     assert.equal((await get(server, zurl)).status, 404);
   });
 
+  await t.test('zstd of several frames is accepted whole; bytes after the last frame are refused', async () => {
+    const up = await makeUpload('frames', 'line of text\n'.repeat(50_000));
+    const frames: Buffer[] = [];
+    for (let at = 0; at < up.nar.length; at += 64 * 1024) frames.push(zstdCompressSync(up.nar.subarray(at, at + 64 * 1024)));
+    assert.ok(frames.length > 5);
+    const file = Buffer.concat(frames);
+    const fileHash = encodeNix32(sha(file));
+    const url = `nar/${fileHash}.nar.zst`;
+    assert.equal((await put(server, url, file)).status, 201);
+    const narinfo = up.narinfo({ URL: url, FileHash: `sha256:${fileHash}`, FileSize: String(file.length) });
+    assert.equal((await put(server, `${up.hashPart}.narinfo`, narinfo)).status, 201);
+    assert.deepEqual(Buffer.from(await (await get(server, url)).arrayBuffer()), file);
+
+    // A decoder that reads only the first frame would take this for the NAR and serve bytes Nix cannot decompress.
+    const padded = Buffer.concat([up.file, Buffer.alloc(64)]);
+    const paddedUrl = `nar/${encodeNix32(sha(padded))}.nar.zst`;
+    await expectRefusal(await put(server, paddedUrl, padded), 400, /^NAR body is not valid zstd data: the file has 1 zstd frame\(s\) followed by bytes that are not a frame \(at byte \d+/);
+    assert.equal((await get(server, paddedUrl)).status, 404);
+  });
+
   await t.test('narinfo fields that disagree with the stored NAR', async () => {
     const up = await makeUpload('fields', 'payload');
     assert.equal((await put(server, up.url, up.file)).status, 201);
