@@ -1,10 +1,11 @@
 // Where the frames of a zstd stream end (RFC 8878, section 3.1), found from
 // the headers alone: a stream may hold several frames, one after another,
 // and every decoder of the format must read them all (Nix does). Node's zstd
-// decompressor stops at the end of a frame and drops the rest of the input it
-// was given in the same write, so larder hands it each frame's bytes in
-// writes of their own; and it is how bytes after the last frame that are not
-// a frame (a client's padding, a truncated copy) are refused, not ignored.
+// decompressor stops at the end of a frame, unless its output buffer happens
+// to be full there, and drops the rest of that write's input: larder hands it
+// each frame's bytes in writes of their own. It is also how bytes after the
+// last frame that are not a frame (padding, a stray newline) are refused
+// rather than silently ignored.
 
 import { DecompressionError } from './decompression-error.ts';
 

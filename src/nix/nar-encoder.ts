@@ -336,8 +336,8 @@ const ENTRY = tokens('entry', '(', 'name');
 const NODE = tokens('node');
 const END = tokens(')');
 
-// Recycled chunks kept for reuse, at most.
-const MAX_SPARE = 8;
+// Recycled chunks kept for reuse: at most this many bytes of them, and at least one.
+const MAX_SPARE_BYTES = 8 * 1024 * 1024;
 
 /**
  * Writes the NAR format into chunks of about `chunkSize` bytes: the one place
@@ -372,7 +372,7 @@ class NarWriter {
   /** Takes back a chunk from `take()` that its consumer no longer needs. */
   recycle(chunk: Buffer): void {
     // Only whole buffers of the chunk size, never a slice of Node's shared pool.
-    if (this.#spare.length < MAX_SPARE && chunk.byteOffset === 0 && chunk.buffer.byteLength === this.#chunkSize && this.#chunkSize >= 8192) {
+    if (this.#spare.length < Math.max(1, MAX_SPARE_BYTES / this.#chunkSize) && chunk.byteOffset === 0 && chunk.buffer.byteLength === this.#chunkSize && this.#chunkSize >= 8192) {
       this.#spare.push(Buffer.from(chunk.buffer, 0, this.#chunkSize));
     }
   }

@@ -10,9 +10,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { zstdDecompressSync } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { NarPool } from '../../../src/client/push/nar-pool.ts';
 import { spoolNar, type SpooledNar } from '../../../src/client/push/nar-spool.ts';
+import { createDecompressor } from '../../../src/compression/decompress.ts';
+import { ZstdFrameSplitter } from '../../../src/compression/zstd-frames.ts';
 import { encodeNar } from '../../../src/nix/nar-encoder.ts';
 import { encodeNix32 } from '../../../src/nix/nix32.ts';
 import { collect, generateTree, tempDir, writeTree } from '../../nix/nar-fixtures.ts';
@@ -67,7 +70,7 @@ test('paths prepared in parallel give the bytes of the async encoder, round-trip
     assert.ok(prepared.narHash.equals(createHash('sha256').update(nar).digest()), `${path}: NarHash`);
     assert.equal(prepared.fileSize, compressed.length, `${path}: FileSize`);
     assert.equal(prepared.fileHash, encodeNix32(createHash('sha256').update(compressed).digest()), `${path}: FileHash`);
-    assert.ok(zstdDecompressSync(compressed).equals(nar), `${path}: decompresses to its NAR`);
+    assert.ok((await buffer(Readable.from([compressed]).pipe(createDecompressor('zstd')))).equals(nar), `${path}: decompresses to its NAR`);
     // A retry gets the same bytes again.
     assert.ok((await collect(prepared.body())).equals(compressed), `${path}: second body()`);
   }
@@ -77,11 +80,11 @@ test('paths prepared in parallel give the bytes of the async encoder, round-trip
   assert.deepEqual(await readdir(spool), [], 'dispose() removed the temporary file');
 });
 
-test('the compressed bytes decode with the zstd program too (one valid stream), whether compressed whole or streamed', async (t) => {
+test('the compressed bytes decode with the zstd program too: one frame per 4 MiB of NAR', async (t) => {
   const dir = await tempDir(t);
   const workers = pool(t, 1);
-  // Under 1 MiB of NAR (compressed in one call) and about 14 MiB (streamed).
-  for (const [name, lines, random] of [['whole', 30_000, 256 * 1024], ['streamed', 800_000, 2 * MiB]] as const) {
+  // Under 4 MiB of NAR (one frame) and about 14 MiB (a frame per 4 MiB, compressed several at once).
+  for (const [name, lines, random] of [['whole', 30_000, 256 * 1024], ['framed', 800_000, 2 * MiB]] as const) {
     const path = join(dir, name);
     await mkdir(path);
     await writeFile(join(path, 'text'), Buffer.from('a line of text\n'.repeat(lines)));
@@ -89,7 +92,13 @@ test('the compressed bytes decode with the zstd program too (one valid stream), 
     const spooled = await spoolNar(path, { tempDir: dir, compressionLevel: 3, memoryLimit: 1 * MiB }, workers);
     t.after(() => spooled.dispose());
     const file = join(dir, `${name}.nar.zst`);
-    await writeFile(file, await collect(spooled.body()));
+    const bytes = await collect(spooled.body());
+    await writeFile(file, bytes);
+    const splitter = new ZstdFrameSplitter();
+    splitter.split(bytes);
+    splitter.finish();
+    assert.equal(splitter.frames, Math.ceil(spooled.narSize / (4 * MiB)), `${name}: frames of ${spooled.narSize} bytes`);
+    assert.ok(name === 'whole' ? splitter.frames === 1 : splitter.frames > 1);
     const decoded = await new Promise<Buffer>((resolve, reject) =>
       execFile('zstd', ['-d', '-c', file], { encoding: 'buffer', maxBuffer: 64 * MiB }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
     ).catch((error: NodeJS.ErrnoException) => {

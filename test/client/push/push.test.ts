@@ -2,9 +2,11 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ZstdFrameSplitter } from '../../../src/compression/zstd-frames.ts';
 import { parseNarInfo } from '../../../src/nix/narinfo.ts';
 import { larder, larderBin } from '../../helpers/larder-cli.ts';
 import { startLarder, type RunningLarder } from '../../helpers/larder-server.ts';
@@ -238,7 +240,6 @@ test('paths an upstream serves are skipped, and both substituters together give 
   assert.ok(await inCache(server, app));
 
   const netrc = join(nix.dir, 'netrc');
-  const { writeFile } = await import('node:fs/promises');
   await writeFile(netrc, `machine 127.0.0.1 password ${server.writeToken}\n`);
   await nix.deleteLocally([app]);
   await nix.run('nix-store', ['--realise', app], {
@@ -250,6 +251,34 @@ test('paths an upstream serves are skipped, and both substituters together give 
     ]),
   });
   for (const path of [base, lib, app]) assert.ok(await nix.isValid(path), path);
+});
+
+test('a path of several MiB goes up as one zstd frame per 4 MiB, and nix substitutes it', async (t) => {
+  if (skipWithoutNix(t)) return;
+  const server = await startLarder(t);
+  const nix = await nixEnv(t);
+  const [text, noise] = await nix.buildClosure([
+    { name: 'text', size: 9 * 1024 * 1024 + 12_345 },
+    { name: 'noise', size: 5 * 1024 * 1024, random: true },
+  ]);
+  const summary = await pushJson(nix, server, [text!.out, noise!.out]);
+  assert.deepEqual([summary.pushed, summary.failed.length], [2, 0], JSON.stringify(summary));
+  const auth = { headers: { Authorization: `Bearer ${server.writeToken}` } };
+  for (const path of [text!.out, noise!.out]) {
+    const info = parseNarInfo(await (await fetch(`${server.cacheUrl}/${hashPart(path)}.narinfo`, auth)).text());
+    const frames = new ZstdFrameSplitter();
+    frames.split(Buffer.from(await (await fetch(`${server.cacheUrl}/${info.url}`, auth)).arrayBuffer()));
+    frames.finish();
+    assert.equal(frames.frames, Math.ceil(info.narSize / (4 * 1024 * 1024)), `${path}: frames of ${info.narSize} bytes of NAR`);
+  }
+
+  const netrc = join(nix.dir, 'netrc');
+  await writeFile(netrc, `machine 127.0.0.1 password ${server.writeToken}\n`);
+  await nix.deleteLocally([text!.out, noise!.out]);
+  await nix.run('nix-store', ['--realise', text!.out, noise!.out], {
+    env: nix.withConfig([`substituters = ${server.cacheUrl}`, 'require-sigs = true', `trusted-public-keys = ${server.publicKey}`, `netrc-file = ${netrc}`]),
+  });
+  for (const path of [text!.out, noise!.out]) assert.ok(await nix.isValid(path), path);
 });
 
 test('--pin keeps the pushed closure under a name, replacing the previous path of that name', async (t) => {
