@@ -7,16 +7,19 @@
 // The cache is private: every request carries a read token as Basic auth (as
 // Nix sends it from netrc), which larder checks and nginx ignores. Both run
 // as many worker processes as the machine has CPUs. Goals, reported and not
-// asserted: latency at most 1.1x nginx's, throughput at least 0.8x.
+// asserted: latency at most 1.1x nginx's, throughput at least 0.8x. A bare
+// node:http server answering the same bytes from memory (node-http-floor.ts)
+// runs each load too: the most any server on node:http can do here.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Benchmark, BenchOptions, BenchOutcome } from './lib/benchmark.ts';
 import { Comparison, figureTable, roundOrder, withCpu, type FigureSpec } from './lib/compare.ts';
-import { waitForQuiet } from './lib/measure.ts';
+import { median, waitForQuiet } from './lib/measure.ts';
 import { nginxVersion, requireNginx } from './lib/nginx.ts';
 import { absentHashParts, ACCESS_LOGS, CACHE, fetchBody, fillSmallPaths, startPeers } from './lib/peers.ts';
+import { NodeHttpFloor } from './lib/node-http-floor.ts';
 import { requireWrk, runWrk, type WrkResult } from './lib/wrk.ts';
 
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
@@ -36,6 +39,7 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
 
   const workDir = await mkdtemp(join(tmpdir(), 'larder-bench-narinfo-'));
   const peers = await startPeers(workDir, workers);
+  let floor: NodeHttpFloor | undefined;
   try {
     log(`larder ${peers.larder.url} (${workers} workers), nginx ${peers.nginx.url} (${workers} workers); uploading ${paths} paths…`);
     const filled = await fillSmallPaths(peers, paths, { minBytes: 200, maxBytes: 4000, concurrency: 8 });
@@ -44,6 +48,7 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
 
     // Both answer the same bytes for a hit and 404 for a miss; larder refuses a request without the token.
     let narinfoBytes = 0;
+    const bodies = new Map<string, string>();
     for (const path of hits) {
       const [fromLarder, fromNginx] = await Promise.all([
         fetchBody(`${peers.larder.url}${path}`, peers.headers),
@@ -53,7 +58,9 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
         throw new Error(`${path}: larder answered ${fromLarder.status}, nginx ${fromNginx.status}, bodies ${fromLarder.body.equals(fromNginx.body) ? 'equal' : 'differ'}`);
       }
       narinfoBytes += fromLarder.body.length;
+      bodies.set(path, fromLarder.body.toString('utf8'));
     }
+    floor = await NodeHttpFloor.start(workDir, bodies, workers);
     for (const [server, url] of [['larder', peers.larder.url], ['nginx', peers.nginx.url]] as const) {
       const { status } = await fetchBody(`${url}${misses[0]}`, peers.headers);
       if (status !== 404) throw new Error(`${server} answered ${status} for an absent narinfo, expected 404`);
@@ -81,12 +88,13 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
         paths: misses, hit: false, connections, threads: loadThreads, seconds: loadSeconds, value: (r) => Math.round(r.requestsPerSecond),
       },
     ];
-    const servers = { larder: peers.larder, nginx: peers.nginx };
-    const load = (peer: 'larder' | 'nginx', kind: Kind, seconds = kind.seconds) =>
+    const servers = { larder: peers.larder, nginx: peers.nginx, floor };
+    const load = (peer: 'larder' | 'nginx' | 'floor', kind: Kind, seconds = kind.seconds) =>
       runWrk({ url: servers[peer].url, paths: kind.paths, headers: peers.headers, connections: kind.connections, threads: kind.threads, seconds, scratchDir: workDir });
 
     log('warming up both servers (2 s of each load, discarded)…');
-    for (const peer of ['larder', 'nginx'] as const) for (const kind of kinds) await load(peer, kind, 2);
+    for (const peer of ['larder', 'nginx', 'floor'] as const) for (const kind of kinds) await load(peer, kind, 2);
+    const floorSamples = new Map<string, Array<{ round: number; value: number; serverCpuSeconds: number; otherCpuSeconds: number; serverCpuMicrosecondsPerRequest: number }>>();
 
     for (let r = 1; r <= rounds; r++) {
       const waited = await waitForQuiet(quick ? 3 : 15);
@@ -114,11 +122,29 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
           });
           log(`  ${kind.spec.id.padEnd(16)} ${peer.padEnd(6)} ${String(value).padStart(8)} ${kind.spec.unit}  (${result.requests} requests, server ${serverCpuSeconds} CPU s, other processes ${otherCpuSeconds} CPU s)`);
         }
+        // The floor goes after the pair: a reference, not a contender.
+        const { result, serverCpuSeconds, otherCpuSeconds } = await withCpu(floor.pid, () => load('floor', kind));
+        const value = kind.value(result);
+        const samples = floorSamples.get(kind.spec.id) ?? [];
+        samples.push({ round: r, value, serverCpuSeconds, otherCpuSeconds, serverCpuMicrosecondsPerRequest: Math.round((serverCpuSeconds * 1e6) / result.requests) });
+        floorSamples.set(kind.spec.id, samples);
+        log(`  ${kind.spec.id.padEnd(16)} ${'floor'.padEnd(6)} ${String(value).padStart(8)} ${kind.spec.unit}  (bare node:http; ${result.requests} requests, server ${serverCpuSeconds} CPU s)`);
       }
     }
     const nginxErrors = await peers.nginx.errors();
     const figures = comparison.results();
     const maxOther = Math.max(...figures.flatMap((f) => [...f.details.larder, ...f.details.nginx].map((s) => s.otherCpuSeconds)));
+    const nodeHttpFloor = figures.map((f) => {
+      const samples = floorSamples.get(f.id)!;
+      const floorMedian = Number(median(samples.map((s) => s.value)).toPrecision(4));
+      return {
+        id: f.id,
+        median: floorMedian,
+        overNginx: round(floorMedian / f.nginx.median, 3),
+        larderOverFloor: round(f.larder.median / floorMedian, 3),
+        samples,
+      };
+    });
     const result = {
       setup: {
         rounds,
@@ -136,16 +162,29 @@ async function runNarinfo(options: BenchOptions): Promise<BenchOutcome> {
         loadAverageAtStart: loadAtStart,
         loadAverageAtEnd: loadavg().map((l) => round(l)),
         maxOtherCpuSecondsInOneSample: maxOther,
+        nodeHttpFloor: `a bare node:http server (node ${process.version}, ${workers} cluster workers) answering the same bytes from a Map: no auth, no lookup, no logs, no metrics; run after larder and nginx in every round`,
       },
       figures,
+      nodeHttpFloor,
     };
     const table = [
       `narinfo: ${paths} paths in a private cache, ${workers} workers each, ${rounds} round(s), interleaved`,
       figureTable(figures),
+      '',
+      'bare node:http, the floor under any server written on it (same loads, no auth, logs, lookups or metrics):',
+      '',
+      '| figure | node:http median | node:http/nginx | larder/node:http |',
+      '|---|---|---|---|',
+      ...nodeHttpFloor.map((f) => {
+        const figure = figures.find((g) => g.id === f.id)!;
+        return `| ${figure.title} | ${f.median} ${figure.unit} | ${f.overNginx.toFixed(2)} | ${f.larderOverFloor.toFixed(2)} |`;
+      }),
+      '',
       `other processes used at most ${maxOther} CPU s during one sample (0 = a quiet machine); load average ${loadAtStart.join(' ')} at start`,
     ].join('\n');
     return { result, table };
   } finally {
+    await floor?.stop();
     await peers.stop();
     await rm(workDir, { recursive: true, force: true });
   }
