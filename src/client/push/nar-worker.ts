@@ -1,16 +1,16 @@
 // A worker thread of the NAR pool (nar-pool.ts): makes one store path ready
 // to upload at a time. It encodes the NAR with blocking fs calls, hashes it
 // (NarHash), compresses each 4 MiB chunk into a zstd frame of its own (on
-// this thread when the NAR is one chunk, else several at once on libuv's
-// thread pool), hashes the result (FileHash) and keeps it in memory up to a limit, else in the temporary file
-// the job names. In-memory bytes go back to the main thread as a transferred
+// this thread when the NAR is one chunk, else through the thread's one
+// streaming compressor on libuv's thread pool, while this thread encodes the
+// next chunk), hashes the result (FileHash) and keeps it in memory up to a
+// limit, else in the temporary file the job names. In-memory bytes go back to the main thread as a transferred
 // ArrayBuffer, not a copy.
 
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { constants, zstdCompress, zstdCompressSync, type ZstdOptions } from 'node:zlib';
+import { constants, createZstdCompress, zstdCompressSync, type ZstdCompress } from 'node:zlib';
 import { NarChunkEncoder } from '../../nix/nar-encoder.ts';
 import { encodeNix32 } from '../../nix/nix32.ts';
 import type { PrepareJob, PrepareReply } from './nar-pool.ts';
@@ -18,11 +18,51 @@ import type { PrepareJob, PrepareReply } from './nar-pool.ts';
 const MiB = 1024 * 1024;
 // NAR chunks, each compressed into one zstd frame.
 const CHUNK_SIZE = 4 * MiB;
-// Frames of one NAR being compressed at once on libuv's thread pool (4 threads by default):
-// with the pool's two workers, as many as it has threads.
-const FRAMES_IN_FLIGHT = 2;
+// A 4 MiB window (the default at level 3 is 2 MiB): a frame's matches may reach back to its
+// start, and the streaming compressor never wraps its window within a frame, which is slower.
+const WINDOW_LOG = 22;
+// Chunks handed to the compressor and not yet back: one compressed while the next is encoded.
+const CHUNKS_IN_FLIGHT = 2;
+// The compressor's output chunks.
+const OUTPUT_CHUNK = MiB;
 
-const compressAsync = promisify<Buffer, ZstdOptions, Buffer>(zstdCompress);
+/**
+ * This thread's zstd compressor, kept from one NAR to the next: a compression
+ * context is a few MiB of tables, and making one per frame left glibc's
+ * per-thread arenas holding ~60 MiB each. Each chunk becomes a frame of its
+ * own by ending the frame after it (ZSTD_e_end); output goes to `onData`.
+ */
+class FrameCompressor {
+  readonly level: number;
+  onData: ((chunk: Buffer) => void) | undefined;
+  readonly #stream: ZstdCompress;
+  #error: Error | undefined;
+
+  constructor(level: number) {
+    this.level = level;
+    this.#stream = createZstdCompress({
+      chunkSize: OUTPUT_CHUNK,
+      params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_windowLog]: WINDOW_LOG },
+    });
+    this.#stream.on('data', (chunk: Buffer) => this.onData?.(chunk));
+    this.#stream.on('error', (error) => (this.#error = error));
+  }
+
+  /** Settles once `chunk` is a whole frame handed to `onData`, and the compressor is done reading it. */
+  frame(chunk: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#error) return reject(this.#error);
+      this.#stream.write(chunk);
+      this.#stream.flush(constants.ZSTD_e_end, () => (this.#error ? reject(this.#error) : resolve()));
+    });
+  }
+
+  destroy(): void {
+    this.#stream.destroy();
+  }
+}
+
+let compressor: FrameCompressor | undefined;
 
 /** Compressed bytes: in memory up to a limit, then in a temporary file (written with blocking calls). */
 class Spill {
@@ -95,9 +135,6 @@ async function prepare(job: PrepareJob): Promise<{ reply: PrepareReply; transfer
     fileHasher.update(chunk);
     spill.add(chunk);
   };
-  const params = { [constants.ZSTD_c_compressionLevel]: job.compressionLevel };
-  // Output buffers sized to the worst case up to a chunk: one allocation, no growing.
-  const options = (nar: Buffer): ZstdOptions => ({ params, chunkSize: Math.min(CHUNK_SIZE, zstdBound(nar.length)) });
   let narSize = 0;
   const hashed = (chunk: Buffer): Buffer => {
     narHasher.update(chunk);
@@ -106,27 +143,34 @@ async function prepare(job: PrepareJob): Promise<{ reply: PrepareReply; transfer
   };
   try {
     // One zstd frame per 4 MiB chunk (a zstd file may hold several; Nix and
-    // larder read them all). Measured at level 3 against one frame per NAR:
-    // 20-30% less CPU (zstd's matcher is slower once its window wraps), for
-    // 0.1% more bytes on the bench closure and 0.4-1.5% on real binaries
-    // (libLLVM, node, a tar of docs). 1 MiB frames cost up to 5.6% more.
+    // larder read them all). Measured at level 3 against one streamed frame
+    // per NAR (2 MiB window): 20-30% less CPU, and from 0.4% fewer to 0.7%
+    // more bytes (the bench closure, libLLVM, node, a tar of docs).
     const first = encoder.next();
     let chunk = first && encoder.next();
     if (first === undefined || chunk === undefined) {
       // The whole NAR is one chunk (most store paths): one call on this thread.
       const nar = hashed(first ?? Buffer.alloc(0));
-      compressed(zstdCompressSync(nar, options(nar)));
+      const params = { [constants.ZSTD_c_compressionLevel]: job.compressionLevel, [constants.ZSTD_c_windowLog]: WINDOW_LOG };
+      compressed(zstdCompressSync(nar, { params, chunkSize: Math.min(CHUNK_SIZE, zstdBound(nar.length)) }));
       encoder.recycle(nar);
     } else {
-      const frames: Promise<Buffer>[] = [];
+      if (compressor?.level !== job.compressionLevel) {
+        compressor?.destroy();
+        compressor = new FrameCompressor(job.compressionLevel);
+      }
+      const frames = compressor;
+      frames.onData = compressed;
+      const inFlight: Promise<void>[] = [];
       for (let next: Buffer | undefined = first; next !== undefined; next = chunk, chunk = encoder.next()) {
         const fed = hashed(next);
-        const frame = compressAsync(fed, options(fed)).finally(() => encoder.recycle(fed));
-        frame.catch(() => {}); // awaited in turn below; until then a failure must not count as unhandled
-        frames.push(frame);
-        if (frames.length >= FRAMES_IN_FLIGHT) compressed(await frames.shift()!);
+        const framed = frames.frame(fed).then(() => encoder.recycle(fed));
+        framed.catch(() => {}); // awaited in turn below; until then a failure must not count as unhandled
+        inFlight.push(framed);
+        if (inFlight.length >= CHUNKS_IN_FLIGHT) await inFlight.shift();
       }
-      for (const frame of frames) compressed(await frame);
+      for (const framed of inFlight) await framed;
+      frames.onData = undefined;
     }
     const kept = spill.finish();
     const reply: PrepareReply = {
@@ -142,6 +186,9 @@ async function prepare(job: PrepareJob): Promise<{ reply: PrepareReply; transfer
   } catch (error) {
     encoder.close();
     spill.discard();
+    // It may hold part of a frame: the next NAR gets a fresh one.
+    compressor?.destroy();
+    compressor = undefined;
     throw error;
   }
 }
