@@ -87,9 +87,10 @@ function answeredInFull(res: ServerResponse, bytesSent: number): boolean {
 }
 
 /**
- * Counts observed requests in the HTTP metrics. A metric with labels hashes them
- * on every update; the few combinations a server meets are kept as prom-client's
- * children, bound once (the hottest route pays a map lookup instead).
+ * Counts observed requests in the HTTP metrics. The few label combinations a
+ * server meets are bound once as prom-client children, so a request builds no
+ * label objects; prom-client still hashes the label set on every update, even
+ * through a child (about 4 µs for a request's updates, measured alone).
  */
 export class RequestCounter {
   readonly #metrics: LarderMetrics;
