@@ -4,8 +4,8 @@
 // this thread when the NAR is one chunk, else through the thread's one
 // streaming compressor on libuv's thread pool, while this thread encodes the
 // next chunk), hashes the result (FileHash) and keeps it in memory up to a
-// limit, else in the temporary file the job names. In-memory bytes go back to the main thread as a transferred
-// ArrayBuffer, not a copy.
+// limit, else in the temporary file the job names. In-memory bytes go back to
+// the main thread as a transferred ArrayBuffer, not a copy.
 
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -26,6 +26,11 @@ const CHUNKS_IN_FLIGHT = 2;
 // The compressor's output chunks.
 const OUTPUT_CHUNK = MiB;
 
+/** zstd parameters of every frame, whichever way it is compressed. */
+function frameParams(level: number): Record<number, number> {
+  return { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_windowLog]: WINDOW_LOG };
+}
+
 /**
  * This thread's zstd compressor, kept from one NAR to the next: a compression
  * context is a few MiB of tables, and making one per frame left glibc's
@@ -42,7 +47,7 @@ class FrameCompressor {
     this.level = level;
     this.#stream = createZstdCompress({
       chunkSize: OUTPUT_CHUNK,
-      params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_windowLog]: WINDOW_LOG },
+      params: frameParams(level),
     });
     this.#stream.on('data', (chunk: Buffer) => this.onData?.(chunk));
     this.#stream.on('error', (error) => (this.#error = error));
@@ -151,8 +156,7 @@ async function prepare(job: PrepareJob): Promise<{ reply: PrepareReply; transfer
     if (first === undefined || chunk === undefined) {
       // The whole NAR is one chunk (most store paths): one call on this thread.
       const nar = hashed(first ?? Buffer.alloc(0));
-      const params = { [constants.ZSTD_c_compressionLevel]: job.compressionLevel, [constants.ZSTD_c_windowLog]: WINDOW_LOG };
-      compressed(zstdCompressSync(nar, { params, chunkSize: Math.min(CHUNK_SIZE, zstdBound(nar.length)) }));
+      compressed(zstdCompressSync(nar, { params: frameParams(job.compressionLevel), chunkSize: Math.min(CHUNK_SIZE, zstdBound(nar.length)) }));
       encoder.recycle(nar);
     } else {
       if (compressor?.level !== job.compressionLevel) {
