@@ -197,8 +197,7 @@ export class FilesystemStore implements BlobStore {
           if (failure) throw failure; // a write failed: the file is short, never to be published
           await handle.sync();
           await closeHandle();
-          await mkdir(dirname(target), { recursive: true });
-          await rename(temp, target);
+          await renameIntoPlace(temp, target);
         } catch (error) {
           await unlink(temp).catch(() => {});
           throw error instanceof StorageUnavailableError ? error : unavailable('publish', key, error);
@@ -242,6 +241,21 @@ export class FilesystemStore implements BlobStore {
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * Renames first and makes the target's directory only when the rename says it is missing: the
+ * directories of a cache exist after its first few files, and a recursive mkdir before every
+ * rename cost two thread-pool round trips (mkdir, then a stat of what already existed).
+ */
+async function renameIntoPlace(temp: string, target: string): Promise<void> {
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    if (!isMissing(error)) throw error;
+    await mkdir(dirname(target), { recursive: true });
+    await rename(temp, target);
+  }
 }
 
 /** Writes all of `chunks` at the file's current position (a write may take only part of them). */

@@ -53,6 +53,17 @@ test('a streamed write is invisible until commit, and abort leaves nothing', asy
   assert.deepEqual(await readdir(join(root, '.tmp')), []);
 });
 
+test("a file's directory is made when it is missing, also after it was removed; a file in the way is refused", async (t) => {
+  const { store, root } = await tempStore(t);
+  await store.put('c/nar/a.nar', 'one');
+  await rm(join(root, 'c'), { recursive: true });
+  await store.put('c/nar/b.nar', 'two');
+  assert.equal(await text((await store.open('c/nar/b.nar'))!.stream), 'two');
+  await store.put('c/file', 'x');
+  await assert.rejects(store.put('c/file/d.nar', 'three'), StorageUnavailableError);
+  assert.deepEqual(await readdir(join(root, '.tmp')), []);
+});
+
 test('refuses keys that would leave the root', async (t) => {
   const { store } = await tempStore(t);
   for (const key of ['../etc/passwd', 'a/../../b', '/abs', 'a//b', 'a/./b', 'a\0b', '']) {
