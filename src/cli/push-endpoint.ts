@@ -3,7 +3,7 @@
 // very server; and the flag checks and error wording of both.
 
 import { NixCommandError } from '../client/local-nix.ts';
-import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../client/push/cache-endpoint.ts';
+import { CacheEndpoint, parseCacheUrl, ServerRefusal, ServerUnavailable } from '../client/push/cache-endpoint.ts';
 import { loadLogin } from './credentials-store.ts';
 import { UserError } from './user-error.ts';
 
@@ -26,8 +26,10 @@ export async function pushEndpoint(cacheUrl: string, tokenFlag: string | undefin
   return new CacheEndpoint(location, { token, connections: jobs + 2, attempts: 6, backoffMs: 500 });
 }
 
-/** The server's refusal or nix's complaint as one line for the user; anything else (a UserError too) as it is. */
+/** The server's refusal or absence, or nix's complaint, as one line for the user; anything else (a UserError too) as it is. */
 export function asUserError(error: unknown, suffix = ''): unknown {
-  if (error instanceof ServerRefusal || error instanceof NixCommandError) return new UserError(`${error.message}${suffix}`);
+  if (error instanceof ServerRefusal || error instanceof ServerUnavailable || error instanceof NixCommandError) {
+    return new UserError(`${error.message}${suffix}`);
+  }
   return error;
 }

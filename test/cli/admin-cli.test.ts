@@ -3,14 +3,13 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { larder, larderBin } from '../helpers/larder-cli.ts';
 import { startLarder, type RunningLarder } from '../helpers/larder-server.ts';
+import { unreachableUrl } from '../helpers/unreachable-url.ts';
 
 async function tempDir(t: TestContext, prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
@@ -307,15 +306,6 @@ test('a server that cannot be reached is named in one line', async (t) => {
   assert.match(await failure(['cache', 'list', '--server', 'ftp://example.org', '--token', 'x'], env), /http:\/\/ or https:\/\//);
 });
 
-/** A local URL nothing listens on: a port just freed. */
-async function unreachableUrl(): Promise<string> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  probe.close();
-  await once(probe, 'close');
-  return `http://127.0.0.1:${port}`;
-}
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

@@ -41,6 +41,15 @@ export class ServerRefusal extends Error {
   }
 }
 
+/** The server could not be reached, or kept failing (5xx), through every attempt. */
+export class ServerUnavailable extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServerUnavailable';
+  }
+}
+
+/** A failure worth another attempt; its message is the reason alone. */
 class TransientFailure extends Error {}
 
 const RETRIED_STATUS = (status: number) => (status >= 500 && ![501, 505, 511].includes(status)) || status === 408 || status === 429;
@@ -96,9 +105,9 @@ export class CacheEndpoint {
         let text = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text.trim() }));
-        res.on('error', (error) => reject(new TransientFailure(`${method} ${url}: ${error.message}`)));
+        res.on('error', (error) => reject(new TransientFailure(error.message)));
       });
-      req.on('error', (error) => reject(new TransientFailure(`${method} ${url}: ${(error as NodeJS.ErrnoException).code ?? error.message}`)));
+      req.on('error', (error) => reject(new TransientFailure((error as NodeJS.ErrnoException).code ?? error.message)));
       const stallMs = this.options.stallTimeoutMs ?? STALL_TIMEOUT_MS;
       req.setTimeout(stallMs, () => req.destroy(new Error(`no progress for ${stallMs / 1000} s`)));
       if (!body) return void req.end();
@@ -119,12 +128,12 @@ export class CacheEndpoint {
         if (!RETRIED_STATUS(answer.status)) {
           throw new ServerRefusal(answer.status, `${method} ${url}: ${answer.status} ${answer.body || 'refused'}`);
         }
-        failure = `${answer.status} ${answer.body}`;
+        failure = `${answer.status} ${answer.body}`.trim();
       } catch (error) {
         if (!(error instanceof TransientFailure)) throw error;
         failure = error.message;
       }
-      if (attempt >= this.options.attempts) throw new Error(`${method} ${url} failed after ${attempt} attempts: ${failure}`);
+      if (attempt >= this.options.attempts) throw new ServerUnavailable(`${method} ${url}: ${failure} (gave up after ${attempt} attempts)`);
       await sleep(delay);
       delay *= 2;
     }

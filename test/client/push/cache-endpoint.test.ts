@@ -1,13 +1,15 @@
 // CacheEndpoint against a real HTTP server that misbehaves on purpose: a
 // stalled upload (the server stops reading and never answers) is dropped and
-// sent again; a 503 is retried; a 4xx is final and says why.
+// sent again; a 503 is retried; a 4xx is final and says why; a server that
+// keeps failing or is not there is given up on with the last reason.
 
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { CacheEndpoint, parseCacheUrl, ServerRefusal } from '../../../src/client/push/cache-endpoint.ts';
+import { CacheEndpoint, parseCacheUrl, ServerRefusal, ServerUnavailable } from '../../../src/client/push/cache-endpoint.ts';
+import { unreachableUrl } from '../../helpers/unreachable-url.ts';
 
 async function endpointFor(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse, attempt: number) => void): Promise<{ endpoint: CacheEndpoint; attempts: () => number }> {
   let attempts = 0;
@@ -61,4 +63,25 @@ test('a 503 is retried; a 4xx is final and carries the server’s reason', async
     return true;
   });
   assert.equal(attempts(), 3, 'no retry of a refusal');
+});
+
+test('a server that keeps failing, or is not there, is given up on after the attempts, with the last reason', async (t) => {
+  const { endpoint, attempts } = await endpointFor(t, (req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(503).end('index unavailable'));
+  });
+  await assert.rejects(endpoint.putFile('x.narinfo', 3, () => Readable.from([Buffer.from('abc')]), 'text/x-nix-narinfo'), (error: unknown) => {
+    assert.ok(error instanceof ServerUnavailable);
+    assert.match(error.message, /^PUT http:\/\/127\.0\.0\.1:\d+\/main\/x\.narinfo: 503 index unavailable \(gave up after 3 attempts\)$/);
+    return true;
+  });
+  assert.equal(attempts(), 3);
+
+  const nowhere = new CacheEndpoint(parseCacheUrl(`${await unreachableUrl()}/main`), { token: undefined, connections: 1, attempts: 2, backoffMs: 10 });
+  t.after(() => nowhere.close());
+  await assert.rejects(nowhere.describe(), (error: unknown) => {
+    assert.ok(error instanceof ServerUnavailable);
+    assert.match(error.message, /^GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/caches\/main: ECONNREFUSED \(gave up after 2 attempts\)$/);
+    return true;
+  });
 });

@@ -11,6 +11,7 @@ import { parseNarInfo } from '../../../src/nix/narinfo.ts';
 import { larder, larderBin } from '../../helpers/larder-cli.ts';
 import { startLarder, type RunningLarder } from '../../helpers/larder-server.ts';
 import { nixEnv, skipWithoutNix, type NixEnv } from '../../helpers/nix-env.ts';
+import { unreachableUrl } from '../../helpers/unreachable-url.ts';
 
 const hashPart = (path: string) => path.slice('/nix/store/'.length, '/nix/store/'.length + 32);
 
@@ -165,6 +166,14 @@ test('errors name the path or the problem, and exit non-zero', async (t) => {
   assert.match(denied.stderr, /^larder: .*401/m);
   const nothing = await run([]);
   assert.match(nothing.stderr, /nothing to push/);
+  // No server there: retried with backoff (about 15 s), then one line.
+  const nowhere = await unreachableUrl();
+  const absent = await larder(['push', `${nowhere}/main`, one!.out], { ...nix.env, LARDER_TOKEN: server.writeToken }).then(
+    () => assert.fail('expected failure'),
+    (error: Error & { stderr: string; code: number }) => error,
+  );
+  assert.equal(absent.code, 1);
+  assert.match(absent.stderr, /^larder: GET http:\/\/127\.0\.0\.1:\d+\/api\/v1\/caches\/main: ECONNREFUSED \(gave up after 6 attempts\)\n$/);
 });
 
 test('installables from a flake, paths on stdin, and a live display on a terminal', async (t) => {
