@@ -19,9 +19,12 @@ export interface LocalPathInfo {
 }
 
 export class NixCommandError extends Error {
-  constructor(message: string) {
+  /** What nix itself said (its `error:` lines), when it ran and failed. */
+  readonly detail: string | undefined;
+  constructor(message: string, detail?: string) {
     super(message);
     this.name = 'NixCommandError';
+    this.detail = detail;
   }
 }
 
@@ -44,7 +47,7 @@ export class LocalNix {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return reject(new NixCommandError(`'${command}' is not installed or not on PATH`));
         const detail = stderr.trim().split('\n').filter((l) => l.startsWith('error')).join('; ') || stderr.trim() || error.message;
-        reject(new NixCommandError(`${command} ${args.slice(0, 3).join(' ')}…: ${detail}`));
+        reject(new NixCommandError(`${command} ${args.slice(0, 3).join(' ')}…: ${detail}`, detail));
       });
     });
   }
@@ -124,7 +127,12 @@ export class LocalNix {
         continue;
       }
       const args = ['path-info', ...(derivations ? ['--derivation'] : []), installable];
-      paths.push(...(await this.nix(args)).split('\n').filter(Boolean));
+      try {
+        paths.push(...(await this.nix(args)).split('\n').filter(Boolean));
+      } catch (error) {
+        if (!(error instanceof NixCommandError) || error.detail === undefined) throw error;
+        throw new NixCommandError(`'${installable}' is not a store path, and nix could not resolve it as an installable: ${error.detail}`, error.detail);
+      }
     }
     return paths;
   }

@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -166,6 +167,10 @@ test('errors name the path or the problem, and exit non-zero', async (t) => {
   assert.match(denied.stderr, /^larder: .*401/m);
   const nothing = await run([]);
   assert.match(nothing.stderr, /nothing to push/);
+  const emptyDir = await mkdtemp(join(tmpdir(), 'larder-not-a-flake-'));
+  t.after(() => rm(emptyDir, { recursive: true, force: true }));
+  const notInstallable = await run([emptyDir]);
+  assert.equal(notInstallable.stderr, `larder: '${emptyDir}' is not a store path, and nix could not resolve it as an installable: error: could not find a flake.nix file\n`);
   // No server there: retried with backoff (about 15 s), then one line.
   const nowhere = await unreachableUrl();
   const absent = await larder(['push', `${nowhere}/main`, one!.out], { ...nix.env, LARDER_TOKEN: server.writeToken }).then(
