@@ -2,7 +2,9 @@
 // freshly built closure (200+ paths, 500+ MiB of NARs) copied into an empty
 // cache by (1) `larder push`, (2) the same at zstd level 1, (3) `nix copy --to
 // http://…` into the same larder server and (4) `nix copy --to file://…`,
-// repetitions interleaved.
+// repetitions interleaved; and, as a floor, (5) `larder push` into a bare
+// node:http server that reads every upload and drops it (bench/lib/upload-sink.ts),
+// which says how fast the client alone can go here, whatever the server costs.
 // Reports wall time (median and samples), the client's peak RSS, the
 // server's RSS, and the ratios to larder. Goals are reported, not asserted:
 // larder push at least 3x faster than nix copy over HTTP, and no slower than
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import type { Benchmark, BenchOptions, BenchOutcome } from './lib/benchmark.ts';
 import { benchNixEnv, buildClosure, deleteClosure, FULL_SHAPE, QUICK_SHAPE, type BuiltClosure } from './lib/closure.ts';
 import { LarderServer, larderBin } from './lib/larder-server.ts';
+import { UploadSink } from './lib/upload-sink.ts';
 import {
   machineBusySeconds,
   measure,
@@ -31,7 +34,7 @@ import {
 
 const MiB = 1024 * 1024;
 
-type ContenderId = 'larder-push' | 'larder-push-level-1' | 'nix-copy-http' | 'nix-copy-file';
+type ContenderId = 'larder-push' | 'larder-push-level-1' | 'nix-copy-http' | 'nix-copy-file' | 'larder-push-sink';
 
 interface Sample {
   readonly repetition: number;
@@ -115,6 +118,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
 
   let closure: BuiltClosure | undefined;
   let server: LarderServer | undefined;
+  let sinkServer: UploadSink | undefined;
   try {
     log(`building a closure of ${shape.minPaths}+ paths and ${shape.minBytes / MiB}+ MiB with nix-build…`);
     closure = await buildClosure(shape, workDir, nixEnv(), availableParallelism());
@@ -128,6 +132,8 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
     const peakResettable = resetPeak(live.pid);
     log(`larder serving ${live.url} (pid ${live.pid}, RSS ${mib(serverRssBefore)} MiB)`);
     const allPaths = built.paths.map((p) => p.path);
+    const sink = await UploadSink.start();
+    sinkServer = sink;
 
     /** Runs a client against a fresh larder cache, then checks and removes the cache. */
     const againstServer = async (id: ContenderId, repetition: number, client: (cache: { url: string; token: string }) => Promise<Measured>): Promise<RunFigures> => {
@@ -240,6 +246,36 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
           }
         },
       },
+      {
+        // The floor: the same push into a server that takes every upload and does nothing with it.
+        id: 'larder-push-sink',
+        label: 'larder push (bare sink)',
+        command: `LARDER_TOKEN=… node bin/larder.ts push ${sink.url}/main <top>  (a bare node:http server that reads each upload and drops it)`,
+        run: async (repetition) => {
+          await sink.takeStats();
+          const sinkCpuBefore = processCpuSeconds(sink.pid);
+          const busyBefore = machineBusySeconds();
+          const measured = await measure(process.execPath, [larderBin, 'push', `${sink.url}/main`, built.top], {
+            env: { ...nixEnv(), LARDER_TOKEN: 'unchecked' },
+            method,
+            scratchDir: workDir,
+          });
+          const busySeconds = machineBusySeconds() - busyBefore;
+          const sinkCpu = processCpuSeconds(sink.pid) - sinkCpuBefore;
+          const received = await sink.takeStats();
+          if (received.narinfos !== allPaths.length) throw new Error(`larder-push-sink: the sink got ${received.narinfos} narinfos, expected ${allPaths.length}`);
+          return {
+            repetition,
+            seconds: measured.seconds,
+            clientMaxRssKiB: measured.maxRssKiB,
+            clientCpuSeconds: measured.cpuSeconds,
+            serverPeakRssKiB: null,
+            serverCpuSeconds: round(sinkCpu),
+            storedNarBytes: received.narBytes,
+            busySeconds,
+          };
+        },
+      },
     ];
 
     const samples = new Map<ContenderId, Sample[]>(contenders.map((c) => [c.id, []]));
@@ -287,6 +323,9 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
       nixFileOverLarder: round(summary['nix-copy-file'].medianSeconds / larderMedian),
       nixHttpOverLarderLevel1: round(summary['nix-copy-http'].medianSeconds / summary['larder-push-level-1'].medianSeconds),
       nixFileOverLarderLevel1: round(summary['nix-copy-file'].medianSeconds / summary['larder-push-level-1'].medianSeconds),
+      /** The floor: what the goals' ratios would be if the server cost nothing. */
+      nixHttpOverLarderIntoSink: round(summary['nix-copy-http'].medianSeconds / summary['larder-push-sink'].medianSeconds),
+      nixFileOverLarderIntoSink: round(summary['nix-copy-file'].medianSeconds / summary['larder-push-sink'].medianSeconds),
     };
     const goals = {
       'larder push at least 3x faster than nix copy over HTTP': { ratio: ratios.nixHttpOverLarder, target: 3, met: ratios.nixHttpOverLarder >= 3 },
@@ -296,7 +335,8 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
     const result = {
       setup: {
         repetitions,
-        order: 'interleaved: larder-push, larder-push-level-1, nix-copy-http, nix-copy-file, then again',
+        order: 'interleaved: larder-push, larder-push-level-1, nix-copy-http, nix-copy-file, larder-push-sink, then again',
+        sink: 'larder-push-sink pushes into a bare node:http server that reads each upload and drops it (its "server CPU" is that server\'s); stored = NAR bytes it received',
         compression: 'zstd (larder push: its default level 3, and level 1 as a separate contender; nix: its default level, 3)',
         larderPushJobs: 'default (--jobs not given)',
         serverWorkers: 1,
@@ -353,12 +393,14 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
       `RSS columns: peak over the repetitions; CPU columns: median user+system seconds; load average ${loadAtStart.join(' ')} at start`,
       `other processes used at most ${Math.max(...Object.values(summary).map((s) => s.maxOtherCpuSeconds))} CPU seconds during one sample (0 = a quiet machine)`,
       `larder server RSS: ${mib(serverRssBefore)} MiB before, ${mib(serverRssAfter)} MiB after, peak ${mib(serverPeak)} MiB`,
+      `floor: into a server that does nothing, larder push would be ${ratios.nixHttpOverLarderIntoSink.toFixed(2)}x nix copy over HTTP and ${ratios.nixFileOverLarderIntoSink.toFixed(2)} of nix copy to file://`,
       ...Object.entries(goals).map(([goal, g]) => `goal ${g.met ? 'met' : 'NOT met'}: ${goal} (ratio ${g.ratio.toFixed(2)}, target ${g.target})`),
     ].join('\n');
     result.totalSeconds = round((performance.now() - benchStarted) / 1000, 1);
     return { result, table };
   } finally {
     await server?.stop();
+    await sinkServer?.stop();
     if (closure) {
       const problem = await deleteClosure(closure, nixEnv());
       if (problem) log(`could not delete the generated store paths (ignored): ${problem}`);
