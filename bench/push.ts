@@ -95,6 +95,8 @@ const medianOrNull = (values: ReadonlyArray<number | null>): number | null =>
   values.every((v): v is number => v !== null) && values.length > 0 ? round(median(values)) : null;
 const mib = (kib: number) => round(kib / 1024, 1);
 const cpu = (seconds: number | null) => (seconds === null ? '?' : `${seconds.toFixed(1)} s`);
+/** A sample's figures about the client, from its measured run. */
+const clientFigures = (measured: Measured) => ({ seconds: measured.seconds, clientMaxRssKiB: measured.maxRssKiB, clientCpuSeconds: measured.cpuSeconds });
 
 export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
   const { log, quick } = options;
@@ -156,9 +158,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
       await live.deleteCache(name);
       return {
         repetition,
-        seconds: measured.seconds,
-        clientMaxRssKiB: measured.maxRssKiB,
-        clientCpuSeconds: measured.cpuSeconds,
+        ...clientFigures(measured),
         serverPeakRssKiB: serverPeak,
         serverCpuSeconds: round(serverCpu),
         storedNarBytes: stored.bytes,
@@ -233,9 +233,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
             const stored = await narBytesIn(join(dir, 'nar'));
             return {
               repetition,
-              seconds: measured.seconds,
-              clientMaxRssKiB: measured.maxRssKiB,
-              clientCpuSeconds: measured.cpuSeconds,
+              ...clientFigures(measured),
               serverPeakRssKiB: null,
               serverCpuSeconds: null,
               storedNarBytes: stored.bytes,
@@ -266,9 +264,7 @@ export async function runPush(options: BenchOptions): Promise<BenchOutcome> {
           if (received.narinfos !== allPaths.length) throw new Error(`larder-push-sink: the sink got ${received.narinfos} narinfos, expected ${allPaths.length}`);
           return {
             repetition,
-            seconds: measured.seconds,
-            clientMaxRssKiB: measured.maxRssKiB,
-            clientCpuSeconds: measured.cpuSeconds,
+            ...clientFigures(measured),
             serverPeakRssKiB: null,
             serverCpuSeconds: round(sinkCpu),
             storedNarBytes: received.narBytes,

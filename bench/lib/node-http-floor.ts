@@ -5,10 +5,11 @@
 // requests per second against nginx's say how far node:http itself can go on
 // this machine.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './nginx.ts';
+import { ScriptServer } from './script-server.ts';
 
 const SERVER = `
 const cluster = require('node:cluster');
@@ -30,19 +31,7 @@ if (cluster.isPrimary) {
 }
 `;
 
-export class NodeHttpFloor {
-  readonly url: string;
-  readonly #child: ChildProcess;
-
-  private constructor(url: string, child: ChildProcess) {
-    this.url = url;
-    this.#child = child;
-  }
-
-  get pid(): number {
-    return this.#child.pid!;
-  }
-
+export class NodeHttpFloor extends ScriptServer {
   /** Serves `bodies` (request path → body) on 127.0.0.1 with `workers` cluster workers. */
   static async start(workDir: string, bodies: ReadonlyMap<string, string>, workers: number): Promise<NodeHttpFloor> {
     const bodiesFile = join(workDir, 'node-http-floor-bodies.json');
@@ -74,12 +63,5 @@ export class NodeHttpFloor {
       });
     });
     return new NodeHttpFloor(`http://127.0.0.1:${port}`, child);
-  }
-
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    this.#child.kill('SIGTERM');
-    await exited;
   }
 }

@@ -5,8 +5,9 @@
 // client everything a real push does, and the server next to nothing, so its
 // time says how fast larder push can be on this machine whatever the server does.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { freePort } from './nginx.ts';
+import { ScriptServer } from './script-server.ts';
 
 const SERVER = `
 const http = require('node:http');
@@ -41,19 +42,7 @@ export interface SinkStats {
   readonly narBytes: number;
 }
 
-export class UploadSink {
-  readonly url: string;
-  readonly #child: ChildProcess;
-
-  private constructor(url: string, child: ChildProcess) {
-    this.url = url;
-    this.#child = child;
-  }
-
-  get pid(): number {
-    return this.#child.pid!;
-  }
-
+export class UploadSink extends ScriptServer {
   static async start(): Promise<UploadSink> {
     const port = await freePort();
     const child = spawn(process.execPath, ['-e', SERVER, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -71,12 +60,5 @@ export class UploadSink {
     const stats = (await (await fetch(`${this.url}/sink/stats`)).json()) as SinkStats;
     await (await fetch(`${this.url}/sink/reset`, { method: 'POST' })).arrayBuffer();
     return stats;
-  }
-
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    this.#child.kill('SIGTERM');
-    await exited;
   }
 }
